@@ -1,0 +1,34 @@
+using System.CommandLine;
+using FlexOlmo.Cli.Commands;
+
+namespace FlexOlmo.Cli;
+
+/// <summary>The <c>flexolmo</c> command tree.</summary>
+public static class FlexOlmoCli
+{
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "FlexOlmo.NET: train feed-forward experts on your own data against a frozen public anchor, publish them, " +
+            "compose opt-in mixtures of experts and serve them with per-request expert masks.");
+        root.Options.Add(CommonOptions.LibTorch);
+        foreach (var command in new Command[]
+        {
+            InspectCommand.Create(),
+            LogitsCommand.Create(),
+        })
+        {
+            root.Subcommands.Add(command);
+        }
+
+        return root;
+    }
+
+    /// <summary>Parses and runs; user errors print one line to <paramref name="error"/> and return a non-zero code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        var parseResult = BuildRoot().Parse(args);
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,46 @@
+using FlexOlmo.Core.Checkpoints;
+using FlexOlmo.Core.Configuration;
+using FlexOlmo.Core.Modeling;
+using FlexOlmo.Core.Native;
+
+namespace FlexOlmo.Cli;
+
+/// <summary>A model loaded for a command, with the expert names its sidecar gives (when it has one).</summary>
+internal sealed class LoadedModel : IDisposable
+{
+    private LoadedModel(Olmo2ForCausalLM model, IReadOnlyList<string>? expertNames)
+    {
+        Model = model;
+        ExpertNames = expertNames;
+    }
+
+    public Olmo2ForCausalLM Model { get; }
+
+    /// <summary>Expert names in router order, or null when the folder has no sidecar.</summary>
+    public IReadOnlyList<string>? ExpertNames { get; }
+
+    public static LoadedModel Load(string folder, string device, string dtype)
+    {
+        var config = ModelConfig.Load(folder);
+        var model = CheckpointLoader.Load(folder, TorchRuntime.ResolveDevice(device), TorchRuntime.ResolveDType(dtype, config.StorageDType));
+        return new LoadedModel(model, null);
+    }
+
+    /// <summary>The expert set the include/exclude options ask for; null for a dense model or when neither is given.</summary>
+    public ExpertSet? ExpertSet(string? include, string? exclude)
+    {
+        if (string.IsNullOrWhiteSpace(include) && string.IsNullOrWhiteSpace(exclude))
+        {
+            return null;
+        }
+
+        if (!Model.Config.IsMoe)
+        {
+            throw new ExpertMaskException("--include-experts/--exclude-experts need a FlexOlmo (flex_olmo) model; this one is dense.");
+        }
+
+        return Core.Modeling.ExpertSet.Parse(include, exclude, Model.Config.NumExperts, ExpertNames);
+    }
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,3 @@
+using FlexOlmo.Cli;
+
+return await FlexOlmoCli.RunAsync(args, Console.Out, Console.Error).ConfigureAwait(false);

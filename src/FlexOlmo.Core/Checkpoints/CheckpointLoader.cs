@@ -1,0 +1,144 @@
+using FlexOlmo.Core.Configuration;
+using FlexOlmo.Core.Modeling;
+using FlexOlmo.Core.Safetensors;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Checkpoints;
+
+// E=experts, I=intermediate, H=hidden
+
+/// <summary>
+/// Loads a Hugging Face checkpoint folder into <see cref="Olmo2ForCausalLM"/>, tensor by tensor from the memory map.
+/// Accepts per-expert expert tensors (what checkpoints on disk hold) and the fused v5 layout
+/// (<c>gate_up_proj</c> [E, 2I, H] gate rows first, <c>down_proj</c> [E, H, I]). Before copying anything it checks
+/// every name and shape and reports every missing and unexpected tensor at once.
+/// </summary>
+public static class CheckpointLoader
+{
+    /// <summary>Reads config.json and the weights of <paramref name="folder"/>.</summary>
+    public static Olmo2ForCausalLM Load(string folder, Device device, ScalarType? dtype = null)
+    {
+        var config = ModelConfig.Load(folder);
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        var model = new Olmo2ForCausalLM(config, device, dtype ?? Native.TorchRuntime.ResolveDType(null, config.StorageDType));
+        LoadInto(model, checkpoint);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Copies every parameter of <paramref name="model"/> from <paramref name="checkpoint"/>.</summary>
+    public static void LoadInto(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint)
+    {
+        var plan = Plan(model, checkpoint);
+        using var noGrad = no_grad();
+        foreach (var (parameter, slice) in plan)
+        {
+            using var scope = NewDisposeScope();
+            var source = TensorBytes.Read(slice.File, slice.Info, slice.ByteOffset, slice.Shape);
+            parameter.copy_(source.to(parameter.dtype));
+        }
+    }
+
+    /// <summary>Where each parameter's bytes are; throws listing every missing, unexpected or mis-shaped tensor.</summary>
+    internal static List<(Parameter Parameter, TensorSlice Slice)> Plan(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint)
+    {
+        var config = model.Config;
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        var misshaped = new List<string>();
+        var plan = new List<(Parameter, TensorSlice)>();
+        foreach (var (name, parameter) in model.NamedParameters())
+        {
+            var slice = Find(name, parameter.shape, config, checkpoint, used);
+            if (slice is null)
+            {
+                missing.Add(name);
+            }
+            else if (!slice.Shape.SequenceEqual(parameter.shape))
+            {
+                misshaped.Add($"{name}: checkpoint has [{string.Join(",", slice.Shape)}], config needs [{string.Join(",", parameter.shape)}]");
+            }
+            else
+            {
+                plan.Add((parameter, slice));
+            }
+        }
+
+        var unexpected = checkpoint.Names.Where(n => !used.Contains(n) && !TensorNames.IsIgnorable(n)).ToList();
+        if (missing.Count + unexpected.Count + misshaped.Count > 0)
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0)
+            {
+                parts.Add($"missing {missing.Count} tensor(s): {Summarise(missing)}");
+            }
+
+            if (unexpected.Count > 0)
+            {
+                parts.Add($"unexpected {unexpected.Count} tensor(s): {Summarise(unexpected)}");
+            }
+
+            if (misshaped.Count > 0)
+            {
+                parts.Add($"{misshaped.Count} tensor(s) of the wrong shape: {Summarise(misshaped)}");
+            }
+
+            throw new CheckpointException(
+                $"{checkpoint.Source}: does not match its {config.ModelType} config ({string.Join("; ", parts)}). " +
+                "Check that config.json belongs to these weights.");
+        }
+
+        return plan;
+    }
+
+    private static TensorSlice? Find(string name, long[] shape, ModelConfig config, SafetensorsCheckpoint checkpoint, HashSet<string> used)
+    {
+        if (checkpoint.Contains(name))
+        {
+            used.Add(name);
+            var (file, info) = checkpoint.Locate(name);
+            return new TensorSlice(file, info, 0, info.Shape);
+        }
+
+        if (TensorNames.ParseExpert(name) is not { } expert)
+        {
+            return null;
+        }
+
+        var fusedName = expert.Projection == "down_proj" ? TensorNames.FusedDown(expert.Layer) : TensorNames.FusedGateUp(expert.Layer);
+        if (!checkpoint.Contains(fusedName))
+        {
+            return null;
+        }
+
+        used.Add(fusedName);
+        var (fusedFile, fused) = checkpoint.Locate(fusedName);
+        var e = expert.Expert;
+        var elementSize = fused.DType.Size();
+        if (fused.Shape.Length != 3 || fused.Shape[0] != config.NumExperts)
+        {
+            return new TensorSlice(fusedFile, fused, 0, fused.Shape);
+        }
+
+        var perExpert = fused.Shape[1] * fused.Shape[2] * elementSize;
+        if (expert.Projection == "down_proj")
+        {
+            return new TensorSlice(fusedFile, fused, e * perExpert, [fused.Shape[1], fused.Shape[2]]); // [H, I]
+        }
+
+        if (fused.Shape[1] % 2 != 0)
+        {
+            return new TensorSlice(fusedFile, fused, 0, fused.Shape);
+        }
+
+        var half = fused.Shape[1] / 2; // I
+        var upOffset = expert.Projection == "up_proj" ? half * fused.Shape[2] * elementSize : 0;
+        return new TensorSlice(fusedFile, fused, (e * perExpert) + upOffset, [half, fused.Shape[2]]); // [I, H]
+    }
+
+    private static string Summarise(List<string> names) =>
+        names.Count <= 12 ? string.Join(", ", names) : string.Join(", ", names.Take(12)) + $", ... ({names.Count - 12} more)";
+
+    internal sealed record TensorSlice(SafetensorsFile File, SafetensorsTensorInfo Info, long ByteOffset, long[] Shape);
+}

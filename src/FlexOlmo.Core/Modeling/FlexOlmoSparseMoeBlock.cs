@@ -1,0 +1,146 @@
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Modeling;
+
+// B=batch, T=tokens, N=B*T, H=hidden, E=experts, k=experts per token, M=routed (token, expert) pairs
+
+/// <summary>
+/// FlexOlmo's mixture of SwiGLU experts. Identical to transformers' FlexOlmoSparseMoeBlock: router logits in the
+/// model dtype, softmax over ALL experts in fp32, then top-k, renormalised only when norm_topk_prob. Adds what the
+/// method needs beyond Hugging Face: per-row expert masks (-inf before the softmax) and, for expert training,
+/// an optional per-expert router bias applied as min(b, 0).
+/// </summary>
+public sealed class FlexOlmoSparseMoeBlock : nn.Module
+{
+    [ComponentName(Name = "gate")]
+    private readonly Olmo2Linear _gate;
+    [ComponentName(Name = "experts")]
+    private readonly ModuleList<Olmo2Mlp> _experts;
+    private readonly Olmo2Mlp[] _expertArray;
+    private readonly int _topK;
+    private readonly bool _normTopkProb;
+
+    public FlexOlmoSparseMoeBlock(Configuration.ModelConfig config, Device device, ScalarType dtype)
+        : base(nameof(FlexOlmoSparseMoeBlock))
+    {
+        NumExperts = config.NumExperts;
+        _topK = config.NumExpertsPerTok;
+        _normTopkProb = config.NormTopkProb;
+        _gate = new Olmo2Linear(config.HiddenSize, config.NumExperts, device, dtype); // [E, H]
+        _expertArray = Enumerable.Range(0, config.NumExperts)
+            .Select(_ => new Olmo2Mlp(config.HiddenSize, config.IntermediateSize, device, dtype)).ToArray();
+        _experts = new ModuleList<Olmo2Mlp>(_expertArray);
+        RegisterComponents();
+    }
+
+    public int NumExperts { get; }
+
+    /// <summary>The router: one row (router embedding) per expert, [E, H].</summary>
+    public Olmo2Linear Gate => _gate;
+
+    public IReadOnlyList<Olmo2Mlp> Experts => _expertArray;
+
+    /// <summary>
+    /// Optional router bias [E] fp32, added as min(b, 0) to the router logits. Not part of Hugging Face checkpoints
+    /// (and deliberately not registered, so it never appears in a state dict); expert training sets it.
+    /// </summary>
+    public Parameter? RouterBias { get; set; }
+
+    /// <summary>x [B, T, H] -> [B, T, H]. <paramref name="expertBias"/> [B, E] holds 0 or -inf per row.</summary>
+    public Tensor Forward(Tensor x, Tensor? expertBias, RouterTrace? trace)
+    {
+        using var scope = NewDisposeScope();
+        var batch = x.shape[0];
+        var tokens = x.shape[1];
+        var hidden = x.shape[2];
+        var flat = x.reshape(batch * tokens, hidden); // [N, H]
+        var routerLogits = _gate.forward(flat).to(ScalarType.Float32); // [N, E]
+        if (RouterBias is not null)
+        {
+            routerLogits = routerLogits + RouterBias.clamp_max(0); // [N, E]
+        }
+
+        trace?.AddLogits(routerLogits);
+        var masked = expertBias is null ? routerLogits : routerLogits + expertBias.repeat_interleave(tokens, 0); // [N, E]
+        var probabilities = masked.softmax(-1, ScalarType.Float32); // [N, E]
+        Tensor output;
+        if (_topK == NumExperts && expertBias is null && !_normTopkProb && trace is not { RecordChoices: true })
+        {
+            output = DenseMixture(flat, probabilities); // [N, H]
+        }
+        else
+        {
+            var (topWeights, topIndices) = probabilities.topk(_topK, -1); // [N, k], [N, k]
+            if (_normTopkProb)
+            {
+                topWeights = topWeights / topWeights.sum(-1, keepdim: true); // [N, k]
+            }
+
+            if (trace is { RecordChoices: true })
+            {
+                trace.AddChoices(topIndices, topWeights);
+            }
+
+            output = Dispatch(flat, topIndices, topWeights); // [N, H]
+        }
+
+        return output.view(batch, tokens, hidden).MoveToOuterDisposeScope(); // [B, T, H]
+    }
+
+    /// <summary>Every expert on every token (top-k == E, as in expert training): no gather or scatter needed.</summary>
+    private Tensor DenseMixture(Tensor flat, Tensor probabilities)
+    {
+        Tensor? output = null;
+        for (var e = 0; e < NumExperts; e++)
+        {
+            var weighted = (_expertArray[e].forward(flat) * probabilities.narrow(1, e, 1)).to(flat.dtype); // [N, H]
+            output = output is null ? zeros_like(flat) + weighted : output + weighted;
+        }
+
+        return output!;
+    }
+
+    /// <summary>
+    /// Runs each expert on the tokens routed to it. Pairs are sorted by expert so each expert sees one contiguous
+    /// slice; pairs with weight 0 (masked experts) are dropped, which is exact since they would add 0.
+    /// </summary>
+    private Tensor Dispatch(Tensor flat, Tensor topIndices, Tensor topWeights)
+    {
+        var k = topIndices.shape[1];
+        var pairExpert = topIndices.reshape(-1); // [N*k]
+        var pairWeight = topWeights.reshape(-1); // [N*k]
+        var routedExpert = pairExpert.masked_fill(pairWeight.le(0), NumExperts); // [N*k], dropped pairs -> E
+        var order = routedExpert.argsort(); // [N*k]
+        var counts = routedExpert.bincount(null, NumExperts + 1).cpu(); // [E+1]
+        var perExpert = counts.data<long>().ToArray();
+        var routed = perExpert.Take(NumExperts).Sum(); // M
+        var output = zeros_like(flat); // [N, H]
+        if (routed == 0)
+        {
+            return output;
+        }
+
+        var kept = order.narrow(0, 0, routed); // [M]
+        var tokenOfPair = kept.div(k, rounding_mode: RoundingMode.floor); // [M]
+        var gathered = flat.index_select(0, tokenOfPair); // [M, H]
+        var weights = pairWeight.index_select(0, kept).unsqueeze(1); // [M, 1]
+        var results = new List<Tensor>();
+        long start = 0;
+        for (var e = 0; e < NumExperts; e++)
+        {
+            if (perExpert[e] == 0)
+            {
+                continue;
+            }
+
+            results.Add(_expertArray[e].forward(gathered.narrow(0, start, perExpert[e]))); // [count_e, H]
+            start += perExpert[e];
+        }
+
+        var expertOutputs = results.Count == 1 ? results[0] : cat(results, 0); // [M, H]
+        var contributions = (expertOutputs * weights).to(flat.dtype); // [M, H]
+        return output.index_add_(0, tokenOfPair, contributions, 1); // [N, H]
+    }
+}

@@ -1,0 +1,109 @@
+using FlexOlmo.Core.Configuration;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Modeling;
+
+// B=batch, T=tokens, H=hidden, V=vocabulary
+
+/// <summary>
+/// Olmo2ForCausalLM / FlexOlmoForCausalLM: the decoder stack plus the language-model head. Which one it is follows
+/// <see cref="ModelConfig.ModelType"/>; parameter names are the Hugging Face state-dict keys.
+/// </summary>
+public sealed class Olmo2ForCausalLM : nn.Module
+{
+    [ComponentName(Name = "model")]
+    private readonly Olmo2Model _model;
+    [ComponentName(Name = "lm_head")]
+    private readonly Olmo2Linear? _lmHead;
+
+    public Olmo2ForCausalLM(ModelConfig config, Device device, ScalarType dtype)
+        : base(config.IsMoe ? "FlexOlmoForCausalLM" : "Olmo2ForCausalLM")
+    {
+        Native.TorchRuntime.EnsureInitialized();
+        Config = config;
+        Device = device;
+        DType = dtype;
+        _model = new Olmo2Model(config, device, dtype);
+        _lmHead = config.TieWordEmbeddings ? null : new Olmo2Linear(config.HiddenSize, config.VocabSize, device, dtype); // [V, H]
+        RegisterComponents();
+    }
+
+    public ModelConfig Config { get; }
+
+    public Device Device { get; }
+
+    public ScalarType DType { get; }
+
+    public Olmo2Model Model => _model;
+
+    /// <summary>The output projection [V, H] (the embedding table when tied).</summary>
+    public Parameter LmHeadWeight => _lmHead?.Weight ?? _model.EmbedTokens.Weight;
+
+    /// <summary>ids [B, T] -> logits [B, T, V] (or [B, 1, V] with <see cref="ForwardOptions.LastTokenOnly"/>), in the model dtype.</summary>
+    public Tensor Forward(Tensor inputIds, ForwardOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = ForwardHidden(inputIds, options); // [B, T, H]
+        if (options?.LastTokenOnly == true)
+        {
+            hidden = hidden.narrow(1, hidden.shape[1] - 1, 1); // [B, 1, H]
+        }
+
+        return nn.functional.linear(hidden, LmHeadWeight).MoveToOuterDisposeScope(); // [B, T, V]
+    }
+
+    /// <summary>ids [B, T] -> final normed hidden states [B, T, H].</summary>
+    public Tensor ForwardHidden(Tensor inputIds, ForwardOptions? options = null) =>
+        _model.Forward(inputIds, options?.PositionIds, options?.KeyMask, options?.Cache, options?.ExpertBias, options?.Trace);
+
+    /// <summary>A KV cache sized for this model.</summary>
+    public KvCache CreateCache(long batch, long capacity) =>
+        new(Config.NumHiddenLayers, batch, Config.NumKeyValueHeads, Config.HeadDim, capacity, DType, Device);
+
+    /// <summary>
+    /// Random init for training from scratch: every matrix N(0, 0.02) truncated at 3 sigma (as OLMo-2), norms 1.
+    /// Deterministic for a seed.
+    /// </summary>
+    public void InitializeWeights(long seed)
+    {
+        using var noGrad = no_grad();
+        var generator = new Generator((ulong)seed, CPU);
+        foreach (var (name, parameter) in named_parameters())
+        {
+            if (parameter.dim() == 1)
+            {
+                parameter.fill_(1.0);
+                continue;
+            }
+
+            using var values = empty(parameter.shape, ScalarType.Float32, CPU);
+            nn.init.trunc_normal_(values, 0, 0.02, -0.06, 0.06, generator);
+            parameter.copy_(values);
+        }
+    }
+
+    /// <summary>Parameters with their Hugging Face names, in registration order.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> NamedParameters() => named_parameters().ToList();
+
+    /// <summary>Total parameters, and those active for one token (k of E experts per MoE layer).</summary>
+    public (long Total, long ActivePerToken, long Embedding) CountParameters()
+    {
+        long total = 0;
+        long inactive = 0;
+        foreach (var (name, parameter) in named_parameters())
+        {
+            total += parameter.numel();
+        }
+
+        if (Config.IsMoe)
+        {
+            var perExpert = 3L * Config.HiddenSize * Config.IntermediateSize;
+            inactive = Config.NumHiddenLayers * perExpert * (Config.NumExperts - Config.NumExpertsPerTok);
+        }
+
+        var embedding = (long)Config.VocabSize * Config.HiddenSize * (Config.TieWordEmbeddings ? 1 : 2);
+        return (total, total - inactive, embedding);
+    }
+}

@@ -1,0 +1,38 @@
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Modeling;
+
+/// <summary>SwiGLU feed-forward: <c>down(silu(gate(x)) * up(x))</c>. The dense OLMo-2 MLP and one FlexOlmo expert.</summary>
+public sealed class Olmo2Mlp : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "gate_proj")]
+    private readonly Olmo2Linear _gateProj;
+    [ComponentName(Name = "up_proj")]
+    private readonly Olmo2Linear _upProj;
+    [ComponentName(Name = "down_proj")]
+    private readonly Olmo2Linear _downProj;
+
+    public Olmo2Mlp(long hiddenSize, long intermediateSize, Device device, ScalarType dtype)
+        : base(nameof(Olmo2Mlp))
+    {
+        _gateProj = new Olmo2Linear(hiddenSize, intermediateSize, device, dtype); // [I, H]
+        _upProj = new Olmo2Linear(hiddenSize, intermediateSize, device, dtype); // [I, H]
+        _downProj = new Olmo2Linear(intermediateSize, hiddenSize, device, dtype); // [H, I]
+        RegisterComponents();
+    }
+
+    public Olmo2Linear GateProj => _gateProj;
+
+    public Olmo2Linear UpProj => _upProj;
+
+    public Olmo2Linear DownProj => _downProj;
+
+    /// <summary>x [..., H] -> [..., H]</summary>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var gated = nn.functional.silu(_gateProj.forward(input)) * _upProj.forward(input); // [..., I]
+        return _downProj.forward(gated).MoveToOuterDisposeScope(); // [..., H]
+    }
+}

@@ -1,0 +1,62 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Modeling;
+
+// B=batch, T=new tokens, S=cached + new tokens, H=hidden, E=experts
+
+/// <summary>The decoder stack of OLMo-2 / FlexOlmo: embeddings, layers, final norm (HF's <c>model.</c> prefix).</summary>
+public sealed class Olmo2Model : nn.Module
+{
+    [ComponentName(Name = "embed_tokens")]
+    private readonly Olmo2Embedding _embedTokens;
+    [ComponentName(Name = "layers")]
+    private readonly ModuleList<Olmo2DecoderLayer> _layers;
+    [ComponentName(Name = "norm")]
+    private readonly Olmo2RmsNorm _norm;
+    private readonly Olmo2DecoderLayer[] _layerArray;
+    private readonly Olmo2RotaryEmbedding _rotary;
+    private readonly Device _device;
+
+    public Olmo2Model(Configuration.ModelConfig config, Device device, ScalarType dtype)
+        : base(nameof(Olmo2Model))
+    {
+        _device = device;
+        _embedTokens = new Olmo2Embedding(config.VocabSize, config.HiddenSize, device, dtype);
+        _layerArray = Enumerable.Range(0, config.NumHiddenLayers).Select(l => new Olmo2DecoderLayer(config, l, device, dtype)).ToArray();
+        _layers = new ModuleList<Olmo2DecoderLayer>(_layerArray);
+        _norm = new Olmo2RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype);
+        _rotary = new Olmo2RotaryEmbedding(config.HeadDim, config.RopeTheta, device.type == DeviceType.META ? CPU : device);
+        RegisterComponents();
+    }
+
+    public Olmo2Embedding EmbedTokens => _embedTokens;
+
+    public IReadOnlyList<Olmo2DecoderLayer> Layers => _layerArray;
+
+    public Olmo2RmsNorm Norm => _norm;
+
+    /// <summary>
+    /// ids [B, T] -> final normed hidden states [B, T, H].
+    /// <paramref name="positionIds"/> [B, T] defaults to cache length + 0..T-1; <paramref name="keyMask"/> [B, S] marks real tokens.
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, Tensor? positionIds, Tensor? keyMask, KvCache? cache, Tensor? expertBias, RouterTrace? trace)
+    {
+        using var scope = NewDisposeScope();
+        var batch = inputIds.shape[0];
+        var tokens = inputIds.shape[1];
+        var past = cache?.Length ?? 0;
+        positionIds ??= arange(past, past + tokens, ScalarType.Int64, _device).unsqueeze(0).expand(batch, tokens); // [B, T]
+        using var attention = AttentionContext.Create(_rotary, positionIds, keyMask, cache, tokens, _device);
+        var h = _embedTokens.forward(inputIds); // [B, T, H]
+        foreach (var layer in _layerArray)
+        {
+            h = layer.Forward(h, attention, expertBias, trace); // [B, T, H]
+        }
+
+        cache?.Advance(tokens);
+        return _norm.forward(h).MoveToOuterDisposeScope(); // [B, T, H]
+    }
+}

@@ -1,0 +1,135 @@
+using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
+
+namespace FlexOlmo.Core.Safetensors;
+
+/// <summary>
+/// One safetensors file, memory-mapped: the header is validated on open and each tensor's bytes are read
+/// lazily, so a checkpoint larger than memory streams tensor by tensor.
+/// </summary>
+public sealed unsafe class SafetensorsFile : IDisposable
+{
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly byte* _base;
+    private readonly long _dataStart;
+    private bool _disposed;
+
+    private SafetensorsFile(string path, SafetensorsHeader header, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer, long dataStart)
+    {
+        Path = path;
+        Header = header;
+        _map = map;
+        _view = view;
+        _base = basePointer;
+        _dataStart = dataStart;
+    }
+
+    public string Path { get; }
+
+    public SafetensorsHeader Header { get; }
+
+    /// <summary>Opens and validates a file. Nothing the header claims is allocated before it is checked against the file size.</summary>
+    public static SafetensorsFile Open(string path)
+    {
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SafetensorsException($"{path}: cannot open ({e.Message}).");
+        }
+
+        using (stream)
+        {
+            var length = stream.Length;
+            if (length < 8)
+            {
+                throw SafetensorsHeader.Error(path, $"the file has {length} bytes, fewer than the 8-byte header length");
+            }
+
+            Span<byte> prefix = stackalloc byte[8];
+            stream.ReadExactly(prefix);
+            var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+            if (headerLength > SafetensorsHeader.MaxHeaderBytes)
+            {
+                throw SafetensorsHeader.Error(path, $"the header claims {headerLength} bytes, more than the {SafetensorsHeader.MaxHeaderBytes} allowed");
+            }
+
+            if ((long)headerLength > length - 8)
+            {
+                throw SafetensorsHeader.Error(path, $"the header claims {headerLength} bytes but only {length - 8} follow the length prefix");
+            }
+
+            if (headerLength < 2)
+            {
+                throw SafetensorsHeader.Error(path, "the header is empty");
+            }
+
+            var json = new byte[headerLength];
+            stream.ReadExactly(json);
+            var dataStart = 8 + (long)headerLength;
+            var header = SafetensorsHeader.Parse(json, length - dataStart, path);
+            if (length == dataStart)
+            {
+                return new SafetensorsFile(path, header, null, null, null, dataStart);
+            }
+
+            var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            return new SafetensorsFile(path, header, map, view, pointer + view.PointerOffset, dataStart);
+        }
+    }
+
+    public bool Contains(string name) => Header.ByName.ContainsKey(name);
+
+    public SafetensorsTensorInfo Info(string name) =>
+        Header.ByName.TryGetValue(name, out var info) ? info : throw new SafetensorsException($"{Path}: has no tensor '{name}'.");
+
+    /// <summary>
+    /// The bytes of <paramref name="length"/> bytes starting <paramref name="offset"/> bytes into a tensor.
+    /// Valid until the file is disposed.
+    /// </summary>
+    public ReadOnlySpan<byte> Bytes(SafetensorsTensorInfo tensor, long offset, int length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (offset < 0 || length < 0 || offset + length > tensor.ByteLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{Path}: range {offset}+{length} is outside tensor '{tensor.Name}' ({tensor.ByteLength} bytes).");
+        }
+
+        return length == 0 ? [] : new ReadOnlySpan<byte>(_base + _dataStart + tensor.Begin + offset, length);
+    }
+
+    /// <summary>Copies a byte range of a tensor to a stream, in chunks (no allocation proportional to the tensor).</summary>
+    public void CopyTo(SafetensorsTensorInfo tensor, long offset, long length, Stream destination)
+    {
+        const int Chunk = 1 << 24;
+        for (long done = 0; done < length; done += Chunk)
+        {
+            var count = (int)Math.Min(Chunk, length - done);
+            destination.Write(Bytes(tensor, offset + done, count));
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_view is not null)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+        }
+
+        _map?.Dispose();
+    }
+}
