@@ -16,6 +16,8 @@ public static class FlexOlmoCli
         {
             InspectCommand.Create(),
             LogitsCommand.Create(),
+            TokenizeCommand.Create(),
+            GenerateCommand.Create(),
         })
         {
             root.Subcommands.Add(command);

@@ -6,7 +6,10 @@ namespace FlexOlmo.Cli;
 /// <summary>Human-readable numbers and the JSON settings every command's --json output uses.</summary>
 internal static class Format
 {
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>One-line JSON that keeps non-ASCII text readable.</summary>
+    public static readonly JsonSerializerOptions JsonLine = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static string Count(long value) => value switch
     {

@@ -1,20 +1,35 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
+using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Native;
+using FlexOlmo.Core.Tokenization;
 
 namespace FlexOlmo.Cli;
 
 /// <summary>A model loaded for a command, with the expert names its sidecar gives (when it has one).</summary>
 internal sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(Olmo2ForCausalLM model, IReadOnlyList<string>? expertNames)
+    private LoadedModel(string folder, Olmo2ForCausalLM model, IReadOnlyList<string>? expertNames)
     {
+        Folder = folder;
         Model = model;
         ExpertNames = expertNames;
+        Tokenizer = TokenizerLoader.TryLoad(folder, model.Config);
+        EosTokenIds = GenerationDefaults.EosTokenIds(folder, model.Config);
     }
 
+    public string Folder { get; }
+
     public Olmo2ForCausalLM Model { get; }
+
+    /// <summary>The model's tokenizer, or null (token ids only).</summary>
+    public ITextTokenizer? Tokenizer { get; }
+
+    public IReadOnlyList<int> EosTokenIds { get; }
+
+    /// <summary>The tokenizer, or a clear error when text was given for a model without one.</summary>
+    public ITextTokenizer RequireTokenizer() => Tokenizer ?? TokenizerLoader.Load(Folder, Model.Config);
 
     /// <summary>Expert names in router order, or null when the folder has no sidecar.</summary>
     public IReadOnlyList<string>? ExpertNames { get; }
@@ -23,7 +38,7 @@ internal sealed class LoadedModel : IDisposable
     {
         var config = ModelConfig.Load(folder);
         var model = CheckpointLoader.Load(folder, TorchRuntime.ResolveDevice(device), TorchRuntime.ResolveDType(dtype, config.StorageDType));
-        return new LoadedModel(model, null);
+        return new LoadedModel(folder, model, null);
     }
 
     /// <summary>The expert set the include/exclude options ask for; null for a dense model or when neither is given.</summary>

@@ -1,0 +1,275 @@
+using FlexOlmo.Core.Errors;
+using FlexOlmo.Core.Modeling;
+using FlexOlmo.Core.Tokenization;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Generation;
+
+// B=batch (active rows), P=longest prompt, S=cached tokens, V=vocabulary, E=experts
+
+/// <summary>One prompt to continue.</summary>
+public sealed record GenerationRequest(IReadOnlyList<int> PromptIds, SamplingOptions Sampling, ExpertSet? Experts = null);
+
+/// <summary>The continuation of one prompt (prompt excluded). <see cref="Text"/> is null without a tokenizer.</summary>
+public sealed record GenerationResult(IReadOnlyList<int> TokenIds, string? Text, string FinishReason);
+
+/// <summary>A token as it is produced, with the text that became complete with it (possibly empty).</summary>
+public sealed record GenerationEvent(int Row, int TokenId, string Text);
+
+/// <summary>
+/// Batched incremental decoding: prompts of different lengths are left-padded (padding masked out of attention,
+/// positions counted from each row's first real token), one KV cache serves the batch, every row has its own expert
+/// mask and sampler, and finished rows leave the batch.
+/// </summary>
+public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokenizer)
+{
+    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<GenerationRequest> requests, Action<GenerationEvent>? onToken = null, CancellationToken cancellationToken = default)
+    {
+        if (requests.Count == 0)
+        {
+            return [];
+        }
+
+        var config = model.Config;
+        foreach (var request in requests)
+        {
+            Validate(request);
+        }
+
+        var allRows = requests.Select((r, i) => new RowState(i, r, tokenizer)).ToList();
+        var rows = allRows;
+        var longest = requests.Max(r => r.PromptIds.Count);
+        var capacity = longest + requests.Max(r => r.Sampling.MaxNewTokens);
+        var pad = config.PadTokenId ?? 0;
+        using var noGrad = no_grad();
+        var cache = model.CreateCache(rows.Count, capacity);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var device = model.Device;
+            var ids = new long[rows.Count * longest];
+            var keyMask = new bool[rows.Count * longest];
+            var positions = new long[rows.Count * longest];
+            for (var b = 0; b < rows.Count; b++)
+            {
+                var prompt = requests[b].PromptIds;
+                var offset = longest - prompt.Count;
+                for (var t = 0; t < longest; t++)
+                {
+                    var real = t >= offset;
+                    ids[(b * longest) + t] = real ? prompt[t - offset] : pad;
+                    keyMask[(b * longest) + t] = real;
+                    positions[(b * longest) + t] = real ? t - offset : 0;
+                }
+            }
+
+            var mask = tensor(keyMask, [rows.Count, longest]).to(device); // [B, P]
+            var padded = keyMask.Contains(false);
+            var bias = ExpertBias(rows);
+            var logits = model.Forward(
+                tensor(ids, [rows.Count, longest]).to(device),
+                new ForwardOptions
+                {
+                    PositionIds = tensor(positions, [rows.Count, longest]).to(device),
+                    KeyMask = padded ? mask : null,
+                    Cache = cache,
+                    ExpertBias = bias,
+                    LastTokenOnly = true,
+                }); // [B, 1, V]
+            var nextPositions = rows.Select(r => (long)r.Request.PromptIds.Count).ToArray();
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var next = new long[rows.Count];
+                for (var b = 0; b < rows.Count; b++)
+                {
+                    next[b] = rows[b].Accept(rows[b].Sampler.Sample(logits[b, 0]), onToken);
+                }
+
+                var keep = Enumerable.Range(0, rows.Count).Where(b => !rows[b].Finished).ToArray();
+                if (keep.Length == 0)
+                {
+                    break;
+                }
+
+                if (keep.Length < rows.Count)
+                {
+                    var index = tensor(keep.Select(k => (long)k).ToArray()).to(device);
+                    var smaller = cache.SelectRows(keep.Select(k => (long)k).ToArray());
+                    cache.Dispose();
+                    cache = smaller;
+                    var selected = mask.index_select(0, index);
+                    mask.Dispose();
+                    mask = selected;
+                    rows = keep.Select(k => rows[k]).ToList();
+                    next = keep.Select(k => next[k]).ToArray();
+                    nextPositions = keep.Select(k => nextPositions[k]).ToArray();
+                    bias = ExpertBias(rows);
+                }
+
+                var grown = cat([mask, ones([rows.Count, 1], ScalarType.Bool, device)], 1); // [B, S+1]
+                mask.Dispose();
+                mask = grown;
+                logits.Dispose();
+                using var stepIds = tensor(next, [rows.Count, 1]).to(device); // [B, 1]
+                using var stepPositions = tensor(nextPositions, [rows.Count, 1]).to(device); // [B, 1]
+                logits = model.Forward(
+                    stepIds,
+                    new ForwardOptions
+                    {
+                        PositionIds = stepPositions,
+                        KeyMask = padded ? mask : null,
+                        Cache = cache,
+                        ExpertBias = bias,
+                        LastTokenOnly = true,
+                    }); // [B, 1, V]
+                for (var b = 0; b < rows.Count; b++)
+                {
+                    nextPositions[b]++;
+                }
+            }
+        }
+        finally
+        {
+            cache.Dispose();
+        }
+
+        return allRows.Select(r => r.Result!).ToList();
+    }
+
+    private Tensor? ExpertBias(IReadOnlyList<RowState> rows) =>
+        model.Config.IsMoe && rows.Any(r => r.Request.Experts is not null)
+            ? ExpertMask.ToRouterBias(rows.Select(r => r.Request.Experts ?? ExpertSet.All(model.Config.NumExperts)).ToArray(), model.Config.NumExperts, model.Device)
+            : null;
+
+    private void Validate(GenerationRequest request)
+    {
+        var config = model.Config;
+        request.Sampling.Validate();
+        if (request.PromptIds.Count == 0)
+        {
+            throw new FlexOlmoException("The prompt is empty; give at least one token.");
+        }
+
+        var bad = request.PromptIds.FirstOrDefault(id => id < 0 || id >= config.VocabSize, -1);
+        if (bad != -1 || request.PromptIds.Contains(-1))
+        {
+            throw new FlexOlmoException($"Prompt token {bad} is outside the vocabulary (0..{config.VocabSize - 1}).");
+        }
+
+        if (request.PromptIds.Count + request.Sampling.MaxNewTokens > config.MaxPositionEmbeddings)
+        {
+            throw new FlexOlmoException(
+                $"Prompt ({request.PromptIds.Count} tokens) + max new tokens ({request.Sampling.MaxNewTokens}) exceeds the model's max_position_embeddings ({config.MaxPositionEmbeddings}).");
+        }
+
+        if (request.Sampling.StopStrings.Count > 0 && tokenizer is null)
+        {
+            throw new FlexOlmoException("Stop strings need a tokenizer; this model has none.");
+        }
+
+        if (request.Experts is { } experts && experts.NumExperts != config.NumExperts)
+        {
+            throw new ExpertMaskException($"The expert selection is for {experts.NumExperts} experts; the model has {config.NumExperts}.");
+        }
+    }
+
+    /// <summary>One request's progress.</summary>
+    private sealed class RowState
+    {
+        private readonly StreamingDetokenizer? _detokenizer;
+        private readonly List<int> _tokens = [];
+        private readonly System.Text.StringBuilder _text = new();
+        private int _emitted;
+
+        public RowState(int index, GenerationRequest request, ITextTokenizer? tokenizer)
+        {
+            Index = index;
+            Request = request;
+            Sampler = new TokenSampler(request.Sampling);
+            _detokenizer = tokenizer is null ? null : new StreamingDetokenizer(tokenizer);
+        }
+
+        public int Index { get; }
+
+        public GenerationRequest Request { get; }
+
+        public TokenSampler Sampler { get; }
+
+        public bool Finished { get; private set; }
+
+        public GenerationResult? Result { get; private set; }
+
+        public long Accept(int token, Action<GenerationEvent>? onToken)
+        {
+            _tokens.Add(token);
+            var sampling = Request.Sampling;
+            var eos = sampling.EosTokenIds.Contains(token);
+            var piece = _detokenizer is null || eos ? string.Empty : _detokenizer.Add(token);
+            _text.Append(piece);
+            string? reason = eos ? "stop" : null;
+            var stopAt = FindStop(sampling.StopStrings);
+            if (stopAt >= 0)
+            {
+                _text.Length = stopAt;
+                reason = "stop";
+            }
+            else if (_tokens.Count >= sampling.MaxNewTokens)
+            {
+                reason = "length";
+                if (_detokenizer is not null)
+                {
+                    _text.Append(_detokenizer.Flush());
+                }
+            }
+
+            var safe = reason is null ? _text.Length - HeldBack(sampling.StopStrings) : _text.Length;
+            var fresh = safe > _emitted ? _text.ToString(_emitted, safe - _emitted) : string.Empty;
+            _emitted = Math.Max(_emitted, safe);
+            onToken?.Invoke(new GenerationEvent(Index, token, fresh));
+            if (reason is not null)
+            {
+                Finished = true;
+                Sampler.Dispose();
+                Result = new GenerationResult(_tokens.ToArray(), _detokenizer is null ? null : _text.ToString(), reason);
+            }
+
+            return token;
+        }
+
+        private int FindStop(IReadOnlyList<string> stops)
+        {
+            var text = _text.ToString();
+            var first = -1;
+            foreach (var stop in stops)
+            {
+                var at = text.IndexOf(stop, Math.Max(0, _emitted - stop.Length), StringComparison.Ordinal);
+                if (at >= 0 && (first < 0 || at < first))
+                {
+                    first = at;
+                }
+            }
+
+            return first;
+        }
+
+        /// <summary>Characters at the end of the text that may be the start of a stop string (not streamed yet).</summary>
+        private int HeldBack(IReadOnlyList<string> stops)
+        {
+            var held = 0;
+            foreach (var stop in stops)
+            {
+                for (var length = Math.Min(stop.Length - 1, _text.Length); length > held; length--)
+                {
+                    if (_text.ToString(_text.Length - length, length) == stop[..length])
+                    {
+                        held = length;
+                        break;
+                    }
+                }
+            }
+
+            return held;
+        }
+    }
+}

@@ -1,0 +1,6 @@
+using FlexOlmo.Core.Errors;
+
+namespace FlexOlmo.Core.Tokenization;
+
+/// <summary>No tokenizer is available for a model, or a tokenizer file is malformed or unsupported.</summary>
+public sealed class TokenizerException(string message) : FlexOlmoException(message);
