@@ -51,7 +51,7 @@ public sealed class Olmo2ForCausalLM : nn.Module
             hidden = hidden.narrow(1, hidden.shape[1] - 1, 1); // [B, 1, H]
         }
 
-        return nn.functional.linear(hidden, LmHeadWeight).MoveToOuterDisposeScope(); // [B, T, V]
+        return Olmo2Linear.Apply(hidden, LmHeadWeight).MoveToOuterDisposeScope(); // [B, T, V]
     }
 
     /// <summary>ids [B, T] -> final normed hidden states [B, T, H].</summary>

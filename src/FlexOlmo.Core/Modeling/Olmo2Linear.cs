@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
@@ -30,5 +31,9 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     public Parameter Weight => _weight;
 
     /// <summary>x [..., in] -> [..., out]</summary>
-    public override Tensor forward(Tensor input) => nn.functional.linear(input, _weight);
+    public override Tensor forward(Tensor input) => Apply(input, _weight);
+
+    /// <summary>x W^T: the decode kernel for a few rows on the CPU without autograd, libtorch otherwise.</summary>
+    public static Tensor Apply(Tensor input, Tensor weight) =>
+        CpuGemv.Applies(input, weight) ? CpuGemv.Linear(input, weight) : nn.functional.linear(input, weight);
 }

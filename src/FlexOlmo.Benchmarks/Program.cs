@@ -1,0 +1,29 @@
+using System.CommandLine;
+using FlexOlmo.Benchmarks;
+using FlexOlmo.Core.Native;
+
+TorchNative.Initialize(Environment.GetEnvironmentVariable(TorchNative.LibTorchEnvironmentVariable), Console.Error.WriteLine);
+var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Recursive = true, Description = "cpu or cuda[:N]" };
+var dtypes = new Option<string[]>("--dtype") { DefaultValueFactory = _ => ["float32", "bfloat16"], Recursive = true, AllowMultipleArgumentsPerToken = true };
+var json = new Option<string?>("--json") { Recursive = true, Description = "Also write the rows to this JSON file." };
+
+var forward = new Command("forward", "Prefill throughput vs the matmul peak (model-core issue).");
+var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1 };
+var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 512 };
+var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3 };
+forward.Options.Add(batch);
+forward.Options.Add(tokens);
+forward.Options.Add(repeats);
+forward.SetAction(r => ForwardBenchmark.Run(r.GetValue(device)!, r.GetValue(dtypes)!, r.GetValue(batch), r.GetValue(tokens), r.GetValue(repeats), r.GetValue(json)));
+
+var decode = new Command("decode", "Decode tokens/s at batch 1 and 16 vs streaming the weights (generation issue).");
+var batches = new Option<int[]>("--batches") { DefaultValueFactory = _ => [1, 16], AllowMultipleArgumentsPerToken = true };
+var prompt = new Option<int>("--prompt") { DefaultValueFactory = _ => 128 };
+var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 32 };
+decode.Options.Add(batches);
+decode.Options.Add(prompt);
+decode.Options.Add(newTokens);
+decode.SetAction(r => DecodeBenchmark.Run(r.GetValue(device)!, r.GetValue(dtypes)!, r.GetValue(batches)!, r.GetValue(prompt), r.GetValue(newTokens), r.GetValue(json)));
+
+var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode };
+return root.Parse(args).Invoke();

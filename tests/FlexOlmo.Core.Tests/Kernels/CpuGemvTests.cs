@@ -1,0 +1,43 @@
+using FlexOlmo.Core.Kernels;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Tests.Kernels;
+
+public sealed class CpuGemvTests
+{
+    [Theory]
+    [InlineData(ScalarType.Float32, 1, 1e-5)]
+    [InlineData(ScalarType.Float32, 3, 1e-5)]
+    [InlineData(ScalarType.Float32, 16, 1e-5)]
+    [InlineData(ScalarType.BFloat16, 1, 1e-2)]
+    public void Linear_MatchesLibtorch_ForDecodeSizedInputs(ScalarType dtype, int rows, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(5);
+        var weight = randn([777, 1030]).to(dtype); // odd sizes exercise the scalar tails
+        var input = randn([rows, 1, 1030]).to(dtype);
+        Assert.True(CpuGemv.Applies(input, weight));
+
+        var expected = nn.functional.linear(input, weight).to(ScalarType.Float32);
+        var actual = CpuGemv.Linear(input, weight);
+
+        Assert.Equal(dtype, actual.dtype);
+        Assert.Equal(expected.shape, actual.shape);
+        var relative = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(relative < tolerance, $"relative error {relative:E2}");
+    }
+
+    [Fact]
+    public void Applies_OnlyWithoutAutogradAndForSmallInputs()
+    {
+        using var scope = NewDisposeScope();
+        var weight = randn([777, 1030]);
+        Assert.False(CpuGemv.Applies(randn([1, 1030]), weight)); // autograd on
+        using var noGrad = no_grad();
+        Assert.True(CpuGemv.Applies(randn([1, 1030]), weight));
+        Assert.False(CpuGemv.Applies(randn([17, 1030]), weight));
+        Assert.False(CpuGemv.Applies(randn([2, 1030]).to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)));
+        Assert.False(CpuGemv.Applies(randn([1, 64]), randn([64, 64])));
+    }
+}
