@@ -1,6 +1,6 @@
 using System.CommandLine;
-using FlexOlmo.Core.Errors;
 using FlexOlmo.Core.Native;
+using FlexOlmo.Formats;
 
 namespace FlexOlmo.Cli;
 

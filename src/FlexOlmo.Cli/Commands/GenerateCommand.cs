@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
-using FlexOlmo.Core.Errors;
 using FlexOlmo.Core.Generation;
+using FlexOlmo.Formats;
 
 namespace FlexOlmo.Cli.Commands;
 

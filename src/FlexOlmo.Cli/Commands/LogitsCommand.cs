@@ -1,8 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
-using FlexOlmo.Core;
-using FlexOlmo.Core.Errors;
 using FlexOlmo.Core.Modeling;
+using FlexOlmo.Formats;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Cli.Commands;

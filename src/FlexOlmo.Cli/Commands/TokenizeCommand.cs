@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
 using FlexOlmo.Core.Configuration;
-using FlexOlmo.Core.Errors;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Formats;
 
 namespace FlexOlmo.Cli.Commands;
 

@@ -1,4 +1,4 @@
-using FlexOlmo.Core.Errors;
+using FlexOlmo.Formats;
 
 namespace FlexOlmo.Core.Checkpoints;
 

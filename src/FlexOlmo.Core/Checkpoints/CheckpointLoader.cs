@@ -1,6 +1,6 @@
 using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
-using FlexOlmo.Core.Safetensors;
+using FlexOlmo.Formats.Safetensors;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 using FlexOlmo.Core.Modeling;
-using FlexOlmo.Core.Safetensors;
+using FlexOlmo.Formats;
+using FlexOlmo.Formats.Safetensors;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Checkpoints;

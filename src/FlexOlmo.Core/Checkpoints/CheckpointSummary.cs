@@ -1,5 +1,5 @@
 using FlexOlmo.Core.Configuration;
-using FlexOlmo.Core.Safetensors;
+using FlexOlmo.Formats.Safetensors;
 
 namespace FlexOlmo.Core.Checkpoints;
 

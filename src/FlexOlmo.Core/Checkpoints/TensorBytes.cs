@@ -1,4 +1,4 @@
-using FlexOlmo.Core.Safetensors;
+using FlexOlmo.Formats.Safetensors;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Checkpoints;

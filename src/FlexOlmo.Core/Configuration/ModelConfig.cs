@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FlexOlmo.Formats;
 
 namespace FlexOlmo.Core.Configuration;
 

@@ -1,6 +1,6 @@
-using FlexOlmo.Core.Errors;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Formats;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Generation;

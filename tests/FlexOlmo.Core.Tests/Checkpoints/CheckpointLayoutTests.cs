@@ -1,8 +1,8 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
-using FlexOlmo.Core.Safetensors;
 using FlexOlmo.Core.Tests.Modeling;
+using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Testing;
 using static TorchSharp.torch;
 

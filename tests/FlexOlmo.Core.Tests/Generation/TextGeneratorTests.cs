@@ -152,7 +152,7 @@ public sealed class TextGeneratorTests
     {
         var reference = HfReference.Load("olmo2-tiny");
         using var model = CheckpointLoader.Load(reference.Folder, CPU, ScalarType.Float32);
-        var error = Assert.Throws<Errors.FlexOlmoException>(() =>
+        var error = Assert.Throws<FlexOlmo.Formats.FlexOlmoException>(() =>
             new TextGenerator(model, null).Generate([new GenerationRequest(Enumerable.Repeat(5, 250).ToArray(), new SamplingOptions { MaxNewTokens = 10 })]));
         Assert.Contains("max_position_embeddings (256)", error.Message, StringComparison.Ordinal);
     }

@@ -1,4 +1,4 @@
-using FlexOlmo.Core.Safetensors;
+using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Testing;
 
 namespace FlexOlmo.Core.Tests.Safetensors;

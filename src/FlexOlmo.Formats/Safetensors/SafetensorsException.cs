@@ -1,6 +1,4 @@
-using FlexOlmo.Core.Errors;
-
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>A safetensors file or index is malformed or hostile. The message names the file and the problem.</summary>
 public sealed class SafetensorsException(string message) : FlexOlmoException(message);

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>
 /// Streaming safetensors writer: single files and size-sharded checkpoints with an index. Each file is written

@@ -1,4 +1,4 @@
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>One tensor's header entry. Offsets are relative to the start of the data area.</summary>
 public sealed record SafetensorsTensorInfo(string Name, SafetensorsDType DType, long[] Shape, long Begin, long End)

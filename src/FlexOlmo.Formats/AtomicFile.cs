@@ -1,4 +1,4 @@
-namespace FlexOlmo.Core;
+namespace FlexOlmo.Formats;
 
 /// <summary>
 /// Writes files and folders so that readers see either nothing or the whole thing: a temporary sibling is
@@ -54,7 +54,7 @@ public static class AtomicFile
         Directory.CreateDirectory(parent);
         if (!overwrite && Path.Exists(full))
         {
-            throw new Errors.FlexOlmoException($"{full} already exists; choose another output folder or remove it first.");
+            throw new FlexOlmoException($"{full} already exists; choose another output folder or remove it first.");
         }
 
         var temporary = Path.Combine(parent, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>
 /// One safetensors file, memory-mapped: the header is validated on open and each tensor's bytes are read

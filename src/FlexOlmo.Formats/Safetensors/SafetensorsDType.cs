@@ -1,4 +1,4 @@
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>The element types of the safetensors format, by their header spelling.</summary>
 public enum SafetensorsDType

@@ -1,4 +1,4 @@
-namespace FlexOlmo.Core.Errors;
+namespace FlexOlmo.Formats;
 
 /// <summary>
 /// An error a user can cause (a bad file, option, recipe or request). Its message names the file, field or

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>
 /// The tensors of a checkpoint folder: one <c>model.safetensors</c>, or shards listed by

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>
 /// The parsed, validated JSON header of a safetensors file.

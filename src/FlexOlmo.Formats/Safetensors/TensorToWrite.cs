@@ -1,4 +1,4 @@
-namespace FlexOlmo.Core.Safetensors;
+namespace FlexOlmo.Formats.Safetensors;
 
 /// <summary>
 /// A tensor to be written: its header entry, and a callback that writes exactly its bytes when its turn comes
