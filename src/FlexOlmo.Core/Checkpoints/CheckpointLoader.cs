@@ -28,9 +28,16 @@ public static class CheckpointLoader
     }
 
     /// <summary>Copies every parameter of <paramref name="model"/> from <paramref name="checkpoint"/>.</summary>
-    public static void LoadInto(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint)
+    public static void LoadInto(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint) => LoadInto(model, checkpoint, name => name, new HashSet<string>());
+
+    /// <summary>
+    /// Copies parameters from a checkpoint whose names differ: <paramref name="sourceName"/> maps a model parameter to
+    /// the checkpoint tensor holding it (several parameters may share one); parameters in <paramref name="providedElsewhere"/>
+    /// are left for the caller.
+    /// </summary>
+    public static void LoadInto(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint, Func<string, string> sourceName, IReadOnlySet<string> providedElsewhere)
     {
-        var plan = Plan(model, checkpoint);
+        var plan = Plan(model, checkpoint, sourceName, providedElsewhere);
         using var noGrad = no_grad();
         foreach (var (parameter, slice) in plan)
         {
@@ -41,7 +48,7 @@ public static class CheckpointLoader
     }
 
     /// <summary>Where each parameter's bytes are; throws listing every missing, unexpected or mis-shaped tensor.</summary>
-    internal static List<(Parameter Parameter, TensorSlice Slice)> Plan(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint)
+    internal static List<(Parameter Parameter, TensorSlice Slice)> Plan(Olmo2ForCausalLM model, SafetensorsCheckpoint checkpoint, Func<string, string> sourceName, IReadOnlySet<string> providedElsewhere)
     {
         var config = model.Config;
         var used = new HashSet<string>(StringComparer.Ordinal);
@@ -50,7 +57,12 @@ public static class CheckpointLoader
         var plan = new List<(Parameter, TensorSlice)>();
         foreach (var (name, parameter) in model.NamedParameters())
         {
-            var slice = Find(name, parameter.shape, config, checkpoint, used);
+            if (providedElsewhere.Contains(name))
+            {
+                continue;
+            }
+
+            var slice = Find(sourceName(name), parameter.shape, config, checkpoint, used);
             if (slice is null)
             {
                 missing.Add(name);

@@ -66,11 +66,17 @@ public sealed class Olmo2ForCausalLM : nn.Module
     /// Random init for training from scratch: every matrix N(0, 0.02) truncated at 3 sigma (as OLMo-2), norms 1.
     /// Deterministic for a seed.
     /// </summary>
+    /// <remarks>
+    /// Sampled by inverse CDF (uniform in [Phi(-3), Phi(3)], then erfinv) because TorchSharp 0.107's native
+    /// trunc_normal_ fills the tensor with the constant std and ignores the generator (found by a test here).
+    /// </remarks>
     public void InitializeWeights(long seed)
     {
+        const double Std = 0.02;
+        const double Bound = 0.9973002039367398; // 2 * Phi(3) - 1
         using var noGrad = no_grad();
         var generator = new Generator((ulong)seed, CPU);
-        foreach (var (name, parameter) in named_parameters())
+        foreach (var (_, parameter) in named_parameters())
         {
             if (parameter.dim() == 1)
             {
@@ -79,7 +85,7 @@ public sealed class Olmo2ForCausalLM : nn.Module
             }
 
             using var values = empty(parameter.shape, ScalarType.Float32, CPU);
-            nn.init.trunc_normal_(values, 0, 0.02, -0.06, 0.06, generator);
+            values.uniform_(-Bound, Bound, generator).erfinv_().mul_(Std * Math.Sqrt(2)).clamp_(-3 * Std, 3 * Std);
             parameter.copy_(values);
         }
     }

@@ -1,0 +1,46 @@
+using System.Text.Json.Nodes;
+
+namespace FlexOlmo.Packages;
+
+/// <summary>Signs and checks the "signature" field of a manifest or revocation record.</summary>
+public static class ManifestSignature
+{
+    /// <summary>Adds (or replaces) the signature of <paramref name="document"/> with <paramref name="key"/>.</summary>
+    public static void Sign(JsonObject document, SigningKey key)
+    {
+        document.Remove("signature");
+        var value = key.Sign(CanonicalJson.Bytes(document));
+        document["signature"] = new JsonObject
+        {
+            ["algorithm"] = SigningKey.Algorithm,
+            ["key_fingerprint"] = key.Fingerprint,
+            ["value"] = value,
+        };
+    }
+
+    /// <summary>The fingerprint of the key that signed <paramref name="document"/>, or null when unsigned.</summary>
+    public static string? SignedBy(JsonObject document) => document["signature"]?["key_fingerprint"]?.GetValue<string>();
+
+    /// <summary>
+    /// Checks the signature against the trusted keys. Returns the signer's fingerprint. Throws when the document is
+    /// unsigned, signed by a key not in <paramref name="trusted"/>, or the signature does not match its content.
+    /// </summary>
+    public static string Verify(JsonObject document, IReadOnlyCollection<SigningKey> trusted, string source)
+    {
+        if (document["signature"] is not JsonObject signature)
+        {
+            throw new PackageException($"{source}: is not signed, but a trusted key is required. Ask its owner to publish it with --sign-key.");
+        }
+
+        var fingerprint = signature["key_fingerprint"]?.GetValue<string>();
+        var key = trusted.FirstOrDefault(k => k.Fingerprint == fingerprint)
+            ?? throw new PackageException($"{source}: is signed by key {fingerprint}, which is not among the trusted keys ({string.Join(", ", trusted.Select(k => k.Fingerprint))}).");
+        var value = signature["value"]?.GetValue<string>() ?? string.Empty;
+        if (!key.Verify(CanonicalJson.Bytes(document), value))
+        {
+            throw new PackageException($"{source}: its signature does not match its content: the manifest was changed after signing, or the signature is forged.");
+        }
+
+        return key.Fingerprint;
+    }
+}

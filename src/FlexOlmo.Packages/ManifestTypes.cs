@@ -1,0 +1,99 @@
+using System.Text.Json.Serialization;
+
+namespace FlexOlmo.Packages;
+
+/// <summary>The dimensions an expert must share with its anchor.</summary>
+public sealed record Architecture(string ModelType, int HiddenSize, int IntermediateSize, int NumHiddenLayers, int VocabSize);
+
+/// <summary>How a router embedding was made (method A.2 of the paper: the mean embedding of sampled documents).</summary>
+public sealed record RouterEmbeddingProvenance(
+    string Method,
+    int Width,
+    int? Samples = null,
+    string? Source = null,
+    string? SourceSha256 = null,
+    Projection? Projection = null);
+
+/// <summary>A seeded random orthogonal projection from an external embedder's width to the model width.</summary>
+public sealed record Projection(string Kind, int FromWidth, long Seed);
+
+/// <summary>The anchor an expert was trained against.</summary>
+public sealed record AnchorReference(string Fingerprint, string? Name = null);
+
+/// <summary>Training settings and results of an expert.</summary>
+public sealed record TrainingRecord(
+    long Steps,
+    long Tokens,
+    int SeqLen,
+    long BatchTokens,
+    double Lr,
+    long Warmup,
+    long Seed,
+    string Dtype,
+    string? Device = null,
+    long? DataDocuments = null,
+    ValidationRecord? Validation = null);
+
+/// <summary>Held-out perplexity of the anchor alone and of anchor + expert.</summary>
+public sealed record ValidationRecord(long Tokens, double AnchorPerplexity, double ExpertPerplexity);
+
+/// <summary>The program that wrote a file.</summary>
+public sealed record ToolInfo(string Name, string Version)
+{
+    public static ToolInfo Current { get; } = new("flexolmo.net", typeof(ToolInfo).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
+}
+
+/// <summary>expert.json: see schemas/expert-manifest.schema.json.</summary>
+public sealed record ExpertManifest(
+    string Name,
+    string Version,
+    string Owner,
+    string License,
+    AnchorReference Anchor,
+    Architecture Architecture,
+    RouterEmbeddingProvenance RouterEmbedding,
+    TrainingRecord Training,
+    IReadOnlyList<FileDigest> Files,
+    DateTimeOffset Created,
+    ToolInfo Tool,
+    string? Description = null)
+{
+    public const string FileName = "expert.json";
+    public const string FormatTag = "flexolmo-expert/1";
+
+    public string Format { get; init; } = FormatTag;
+
+    [JsonIgnore]
+    public string Reference => $"{Name}@{Version}";
+}
+
+/// <summary>The model of an anchor: a folder inside the anchor ("model") or an absolute path it refers to.</summary>
+public sealed record AnchorModel(string Path, Architecture Architecture);
+
+/// <summary>The public router embedding r_pub of an anchor.</summary>
+public sealed record AnchorRouterEmbedding(string Path, RouterEmbeddingProvenance Provenance);
+
+/// <summary>anchor.json: see schemas/anchor-manifest.schema.json.</summary>
+public sealed record AnchorManifest(
+    string Name,
+    string Fingerprint,
+    AnchorModel Model,
+    AnchorRouterEmbedding RouterEmbedding,
+    IReadOnlyList<FileDigest> Files,
+    DateTimeOffset Created,
+    ToolInfo Tool,
+    string? Description = null)
+{
+    public const string FileName = "anchor.json";
+    public const string FormatTag = "flexolmo-anchor/1";
+
+    public string Format { get; init; } = FormatTag;
+}
+
+/// <summary>An owner's withdrawal of consent for one published expert version.</summary>
+public sealed record RevocationRecord(string Name, string Version, string ManifestSha256, string Reason, DateTimeOffset RevokedAt)
+{
+    public const string FormatTag = "flexolmo-revocation/1";
+
+    public string Format { get; init; } = FormatTag;
+}

@@ -1,0 +1,70 @@
+using FlexOlmo.Core.Modeling;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Training.Experts;
+
+// B=instances, L=sequence length
+
+/// <summary>
+/// What expert training updates: the owner's FFN (expert 1), its router row r_i and bias b_i, in every layer.
+/// Everything else (embeddings, attention incl. q/k norms, all norms, lm_head, the public FFN, r_pub) is frozen:
+/// those parameters get no gradient at all, and the shared router/bias tensors have their public slot's gradient
+/// zeroed, so with weight decay 0 they stay bit-identical to the anchor.
+/// </summary>
+public sealed class ExpertTrainingTask : ITrainingTask
+{
+    private readonly Olmo2ForCausalLM _model;
+    private readonly TrainingSettings _settings;
+
+    public ExpertTrainingTask(Olmo2ForCausalLM model, TrainingSettings settings)
+    {
+        _model = model;
+        _settings = settings;
+        foreach (var (_, parameter) in model.NamedParameters())
+        {
+            parameter.requires_grad = false;
+        }
+
+        var trainable = new List<TrainableParameter>();
+        foreach (var (layer, index) in model.Model.Layers.Select((l, i) => (l, i)))
+        {
+            var moe = layer.Moe!;
+            var expert = moe.Experts[ExpertModel.OwnerExpert];
+            foreach (var (projection, linear) in new[] { ("gate_proj", expert.GateProj), ("up_proj", expert.UpProj), ("down_proj", expert.DownProj) })
+            {
+                linear.Weight.requires_grad = true;
+                trainable.Add(new TrainableParameter($"layers.{index}.mlp.{projection}.weight", linear.Weight, Decay: false));
+            }
+
+            moe.Gate.Weight.requires_grad = true;
+            moe.RouterBias!.requires_grad = true;
+            trainable.Add(new TrainableParameter($"layers.{index}.router.rows", moe.Gate.Weight, Decay: false));
+            trainable.Add(new TrainableParameter($"layers.{index}.router.bias", moe.RouterBias, Decay: false));
+        }
+
+        Trainable = trainable;
+    }
+
+    public IReadOnlyList<TrainableParameter> Trainable { get; }
+
+    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch)
+    {
+        var length = batch.shape[1] - 1;
+        using var trace = new RouterTrace();
+        var logits = _model.Forward(batch.narrow(1, 0, length), new ForwardOptions { Trace = trace }); // [B, L, V]
+        return LanguageModelLoss.Compute(logits, batch.narrow(1, 1, length), _settings.LogitZLoss, trace, _settings.RouterZLoss);
+    }
+
+    public void AfterBackward()
+    {
+        using var noGrad = no_grad();
+        foreach (var layer in _model.Model.Layers)
+        {
+            var moe = layer.Moe!;
+            using var rowGrad = moe.Gate.Weight.grad;
+            rowGrad?[ExpertModel.PublicExpert].zero_(); // r_pub stays frozen
+            using var biasGrad = moe.RouterBias!.grad;
+            biasGrad?[ExpertModel.PublicExpert].zero_(); // only b_i is trained
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using FlexOlmo.Core.Modeling;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Training;
+
+// B=batch, T=tokens, V=vocabulary, N=B*T, E=experts
+
+/// <summary>
+/// The training objective: cross-entropy + a logit z-loss (weight * mean logsumexp(logits)^2) + a router z-loss per
+/// MoE layer (weight * mean logsumexp(router logits)^2), as the FlexOlmo recipe. All in fp32.
+/// </summary>
+public static class LanguageModelLoss
+{
+    /// <summary>(total loss to backpropagate, cross-entropy alone).</summary>
+    public static (Tensor Total, Tensor CrossEntropy) Compute(Tensor logits, Tensor labels, double logitZLoss, RouterTrace? trace, double routerZLoss)
+    {
+        using var scope = NewDisposeScope();
+        var scores = logits.to(ScalarType.Float32); // [B, T, V]
+        var logNormaliser = scores.logsumexp(-1); // [B, T]
+        var picked = scores.gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B, T]
+        var crossEntropy = (logNormaliser - picked).mean();
+        var total = crossEntropy + (logitZLoss * logNormaliser.pow(2).mean());
+        if (trace is not null && routerZLoss > 0)
+        {
+            foreach (var routerLogits in trace.Logits)
+            {
+                total = total + (routerZLoss * routerLogits.logsumexp(-1).pow(2).mean()); // [N, E] -> scalar
+            }
+        }
+
+        return (total.MoveToOuterDisposeScope(), crossEntropy.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Summed cross-entropy (nats) of a batch without autograd, for perplexity.</summary>
+    public static double SumCrossEntropy(Tensor logits, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var scores = logits.to(ScalarType.Float32); // [B, T, V]
+        var picked = scores.gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B, T]
+        return (scores.logsumexp(-1) - picked).to(ScalarType.Float64).sum().item<double>();
+    }
+}

@@ -1,0 +1,35 @@
+using FlexOlmo.Training.Data;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Training;
+
+// B=instances, L=sequence length, V=vocabulary
+
+/// <summary>Perplexity over held-out instances: exp of the mean cross-entropy per predicted token.</summary>
+public static class PerplexityMeter
+{
+    /// <param name="logits">Computes logits [B, L, V] for inputs [B, L].</param>
+    public static (long Tokens, double Perplexity) Measure(Func<Tensor, Tensor> logits, TokenDataset data, IReadOnlyList<long> instances, int seqLen, int microBatch, Device device, CancellationToken cancellationToken = default)
+    {
+        if (instances.Count == 0)
+        {
+            return (0, double.NaN);
+        }
+
+        using var noGrad = no_grad();
+        double nats = 0;
+        long tokens = 0;
+        foreach (var chunk in instances.Chunk(microBatch))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var batch = Batches.Make(data, chunk, seqLen, device); // [B, L+1]
+            var inputs = batch.narrow(1, 0, seqLen); // [B, L]
+            var labels = batch.narrow(1, 1, seqLen); // [B, L]
+            nats += LanguageModelLoss.SumCrossEntropy(logits(inputs), labels);
+            tokens += chunk.Length * (long)seqLen;
+        }
+
+        return (tokens, Math.Exp(nats / tokens));
+    }
+}
