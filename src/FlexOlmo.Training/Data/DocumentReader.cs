@@ -18,39 +18,41 @@ public static class DocumentReader
     public static IEnumerable<TextChunk> Read(string path) =>
         path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) ? ReadText(path) : ReadJsonLines(path);
 
+    /// <summary>The file's exact text in pieces that end at a paragraph break (or a line break once a piece is large).</summary>
     private static IEnumerable<TextChunk> ReadText(string path)
     {
         using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
-        var buffer = new StringBuilder();
-        string? pending = null;
-        while (reader.ReadLine() is { } line)
+        var pending = new StringBuilder();
+        var block = new char[1 << 16];
+        var emitted = false;
+        int read;
+        while ((read = reader.Read(block, 0, block.Length)) > 0)
         {
-            buffer.Append(line).Append('\n');
-            if (line.Length == 0 || buffer.Length >= MaxChunkChars)
+            pending.Append(block, 0, read);
+            while (pending.Length > 0)
             {
-                if (pending is not null)
+                var text = pending.ToString();
+                var cut = text.LastIndexOf("\n\n", StringComparison.Ordinal);
+                cut = cut >= 0 ? cut + 2 : text.Length >= MaxChunkChars ? text.LastIndexOf('\n') + 1 : 0;
+                if (cut <= 0 && text.Length >= MaxChunkChars)
                 {
-                    yield return new TextChunk(pending, false);
+                    cut = text.Length; // one enormous line: split it anywhere
                 }
 
-                pending = buffer.ToString();
-                buffer.Clear();
+                if (cut <= 0)
+                {
+                    break;
+                }
+
+                yield return new TextChunk(text[..cut], false);
+                emitted = true;
+                pending.Remove(0, cut);
             }
         }
 
-        if (buffer.Length > 0)
+        if (emitted || pending.Length > 0)
         {
-            if (pending is not null)
-            {
-                yield return new TextChunk(pending, false);
-            }
-
-            pending = buffer.ToString();
-        }
-
-        if (pending is not null)
-        {
-            yield return new TextChunk(pending, true);
+            yield return new TextChunk(pending.ToString(), true); // an empty file is no document
         }
     }
 
