@@ -25,5 +25,12 @@ decode.Options.Add(prompt);
 decode.Options.Add(newTokens);
 decode.SetAction(r => DecodeBenchmark.Run(r.GetValue(device)!, r.GetValue(dtypes)!, r.GetValue(batches)!, r.GetValue(prompt), r.GetValue(newTokens), r.GetValue(json)));
 
-var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode };
+var train = new Command("train", "Expert-training tokens/s and model-FLOP utilisation vs the matmul peak (train-expert issue).");
+var trainSteps = new Option<int>("--steps") { DefaultValueFactory = _ => 6 };
+var microBatch = new Option<int>("--micro-batch") { DefaultValueFactory = _ => 4 };
+train.Options.Add(trainSteps);
+train.Options.Add(microBatch);
+train.SetAction(r => TrainBenchmark.Run(r.GetValue(device)!, r.GetValue(dtypes)!, r.GetValue(trainSteps), r.GetValue(microBatch), r.GetValue(json)));
+
+var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train };
 return root.Parse(args).Invoke();

@@ -18,6 +18,11 @@ public static class FlexOlmoCli
             LogitsCommand.Create(),
             TokenizeCommand.Create(),
             GenerateCommand.Create(),
+            TrainTokenizerCommand.Create(),
+            PretrainCommand.Create(),
+            PrepareAnchorCommand.Create(),
+            EmbedDomainCommand.Create(),
+            TrainExpertCommand.Create(),
         })
         {
             root.Subcommands.Add(command);
@@ -30,7 +35,8 @@ public static class FlexOlmoCli
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parseResult = BuildRoot().Parse(args);
-        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        // Ctrl-C cancels the token; long jobs then save a checkpoint, so give them time before the process is killed.
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromMinutes(5) };
         return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 }

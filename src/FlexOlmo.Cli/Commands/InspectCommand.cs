@@ -1,18 +1,19 @@
 using System.CommandLine;
 using System.Text.Json;
 using FlexOlmo.Core.Checkpoints;
+using FlexOlmo.Packages;
 
 namespace FlexOlmo.Cli.Commands;
 
 /// <summary><c>flexolmo inspect DIR [--json]</c>: architecture, parameter counts, experts, dtypes and shards.</summary>
 internal static class InspectCommand
 {
-    private static readonly Argument<string> Path = new("PATH") { Description = "A model folder (config.json + safetensors)." };
+    private static readonly Argument<string> Path = new("PATH") { Description = "A model folder, an anchor folder or an expert package." };
     private static readonly Option<bool> Json = CommonOptions.Json();
 
     public static Command Create()
     {
-        var command = new Command("inspect", "Describe a model folder without loading its weights: architecture, parameters, experts, dtypes, shards.")
+        var command = new Command("inspect", "Describe a model folder, anchor or expert package without loading weights: architecture, parameters, experts, dtypes, shards, provenance.")
         {
             Path,
             Json,
@@ -23,7 +24,18 @@ internal static class InspectCommand
 
     private static int Run(CommandContext context)
     {
-        var summary = CheckpointSummary.Read(context.Get(Path));
+        var path = context.Get(Path);
+        if (ExpertPackage.IsPackage(path))
+        {
+            return Expert(context, ExpertPackage.Open(path));
+        }
+
+        if (AnchorPackage.IsPackage(path))
+        {
+            return Anchor(context, AnchorPackage.Open(path));
+        }
+
+        var summary = CheckpointSummary.Read(path);
         var config = summary.Config;
         if (context.Get(Json))
         {
@@ -67,4 +79,61 @@ internal static class InspectCommand
 
         return 0;
     }
+
+    private static int Expert(CommandContext context, ExpertPackage package)
+    {
+        if (context.Get(Json))
+        {
+            context.Output.WriteLine(package.Manifest.Json.ToJsonString(Format.Json));
+            return 0;
+        }
+
+        var m = package.Manifest.Value;
+        var output = context.Output;
+        output.WriteLine($"expert      {m.Reference}  {package.Folder}");
+        output.WriteLine($"owner       {m.Owner}  (licence {m.License})");
+        if (m.Description is not null)
+        {
+            output.WriteLine($"about       {m.Description}");
+        }
+
+        output.WriteLine($"anchor      {m.Anchor.Name} {m.Anchor.Fingerprint}");
+        output.WriteLine($"shape       {m.Architecture.NumHiddenLayers} layers, hidden {m.Architecture.HiddenSize}, intermediate {m.Architecture.IntermediateSize}, vocab {m.Architecture.VocabSize}");
+        output.WriteLine($"router      {Describe(m.RouterEmbedding)}");
+        output.WriteLine(Format.Invariant($"training    {m.Training.Steps} steps, {m.Training.Tokens} tokens, seq {m.Training.SeqLen}, lr {m.Training.Lr}, {m.Training.Dtype} on {m.Training.Device}"));
+        if (m.Training.Validation is { } v)
+        {
+            output.WriteLine(Format.Invariant($"validation perplexity {v.AnchorPerplexity:0.00} (anchor) -> {v.ExpertPerplexity:0.00} (anchor + expert) on {v.Tokens} tokens"));
+        }
+
+        foreach (var file in m.Files)
+        {
+            output.WriteLine($"file        {file.Path} ({Format.Bytes(file.Size)}) {file.Sha256}");
+        }
+
+        output.WriteLine($"signature   {package.Manifest.SignedBy ?? "unsigned"}");
+        return 0;
+    }
+
+    private static int Anchor(CommandContext context, AnchorPackage anchor)
+    {
+        if (context.Get(Json))
+        {
+            context.Output.WriteLine(anchor.Manifest.Json.ToJsonString(Format.Json));
+            return 0;
+        }
+
+        var m = anchor.Manifest.Value;
+        var output = context.Output;
+        output.WriteLine($"anchor      {m.Name}  {anchor.Folder}");
+        output.WriteLine($"fingerprint {m.Fingerprint}");
+        output.WriteLine($"model       {anchor.ModelFolder} ({m.Model.Architecture.ModelType}, {m.Model.Architecture.NumHiddenLayers} layers, hidden {m.Model.Architecture.HiddenSize}, vocab {m.Model.Architecture.VocabSize})");
+        output.WriteLine($"r_pub       {Describe(m.RouterEmbedding.Provenance)}");
+        output.WriteLine($"files       {m.Files.Count} ({Format.Bytes(m.Files.Sum(f => f.Size))})");
+        return 0;
+    }
+
+    private static string Describe(RouterEmbeddingProvenance p) =>
+        $"{p.Method}, width {p.Width}" + (p.Samples is { } n ? $", {n} documents" : string.Empty) + (p.Source is { } s ? $", from {s}" : string.Empty)
+        + (p.Projection is { } j ? $", projected from {j.FromWidth} (orthogonal, seed {j.Seed})" : string.Empty);
 }
