@@ -23,6 +23,11 @@ public static class FlexOlmoCli
             PrepareAnchorCommand.Create(),
             EmbedDomainCommand.Create(),
             TrainExpertCommand.Create(),
+            KeysCommand.Create(),
+            PublishCommand.Create(),
+            ListCommand.Create(),
+            PullCommand.Create(),
+            RevokeCommand.Create(),
         })
         {
             root.Subcommands.Add(command);

@@ -14,12 +14,34 @@ public static class ManifestSignature
         {
             ["algorithm"] = SigningKey.Algorithm,
             ["key_fingerprint"] = key.Fingerprint,
+            ["public_key"] = key.PublicKey,
             ["value"] = value,
         };
     }
 
     /// <summary>The fingerprint of the key that signed <paramref name="document"/>, or null when unsigned.</summary>
     public static string? SignedBy(JsonObject document) => document["signature"]?["key_fingerprint"]?.GetValue<string>();
+
+    /// <summary>
+    /// Checks a signature against the public key it carries (integrity, not trust). Returns the signer's fingerprint,
+    /// or null when the document is unsigned; throws when the signature is present but wrong.
+    /// </summary>
+    public static string? VerifyIntegrity(JsonObject document, string source)
+    {
+        if (document["signature"] is not JsonObject signature)
+        {
+            return null;
+        }
+
+        using var key = SigningKey.FromPublicKey(signature["public_key"]?.GetValue<string>() ?? string.Empty)
+            ?? throw new PackageException($"{source}: its signature carries no valid P-256 public key.");
+        if (key.Fingerprint != signature["key_fingerprint"]?.GetValue<string>() || !key.Verify(CanonicalJson.Bytes(document), signature["value"]?.GetValue<string>() ?? string.Empty))
+        {
+            throw new PackageException($"{source}: its signature does not match its content or its key: the document was changed after signing, or the signature is forged.");
+        }
+
+        return key.Fingerprint;
+    }
 
     /// <summary>
     /// Checks the signature against the trusted keys. Returns the signer's fingerprint. Throws when the document is

@@ -22,6 +22,9 @@ public sealed class SigningKey : IDisposable
 
     public string Fingerprint { get; }
 
+    /// <summary>The public key (SubjectPublicKeyInfo, DER) in base64, as signatures carry it.</summary>
+    public string PublicKey => Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
+
     public bool HasPrivateKey { get; }
 
     /// <summary>Creates a key pair: <paramref name="privatePath"/> (mode 600) and <paramref name="privatePath"/>.pub.</summary>
@@ -41,6 +44,21 @@ public sealed class SigningKey : IDisposable
 
         Formats.AtomicFile.WriteAllText(privatePath + ".pub", key.ExportSubjectPublicKeyInfoPem() + "\n");
         return new SigningKey(key, hasPrivate: true);
+    }
+
+    /// <summary>A verification-only key from a signature's embedded public key; null when it is not a P-256 key.</summary>
+    public static SigningKey? FromPublicKey(string base64)
+    {
+        try
+        {
+            var key = ECDsa.Create();
+            key.ImportSubjectPublicKeyInfo(Convert.FromBase64String(base64), out _);
+            return key.KeySize == 256 ? new SigningKey(key, hasPrivate: false) : null;
+        }
+        catch (Exception e) when (e is FormatException or CryptographicException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Loads a private key (to sign) or a public key (to verify) from PEM.</summary>

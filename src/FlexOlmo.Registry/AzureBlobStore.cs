@@ -1,0 +1,247 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Azure.Storage.Blobs.Specialized;
+
+namespace FlexOlmo.Registry;
+
+/// <summary>
+/// A registry in an Azure Blob container (or under a prefix in it). Large files go up as blocks staged in parallel
+/// with deterministic ids derived from the content and position, so an interrupted upload restarted later finds its
+/// finished blocks among the uncommitted ones and sends only the rest. The block list is committed last, so a
+/// reader never sees a partial object; manifests use If-None-Match: * so a published version is never overwritten.
+/// Transient storage errors are retried with exponential backoff by the SDK.
+/// </summary>
+public sealed class AzureBlobStore : IRegistryStore
+{
+    public const int DefaultBlockSize = 8 << 20;
+
+    private readonly BlobContainerClient _container;
+    private readonly string _prefix;
+    private readonly int _blockSize;
+    private readonly int _parallelism;
+
+    public AzureBlobStore(BlobContainerClient container, string prefix, string location, int blockSize = DefaultBlockSize, int parallelism = 8)
+    {
+        _container = container;
+        _prefix = prefix.Length == 0 || prefix.EndsWith('/') ? prefix : prefix + "/";
+        Location = location;
+        _blockSize = blockSize;
+        _parallelism = parallelism;
+    }
+
+    public string Location { get; }
+
+    /// <summary>Fires after each block is staged (tests use it to stop the server mid-upload).</summary>
+    public event Action<int>? BlockStaged;
+
+    public async Task EnsureContainerAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException e)
+        {
+            throw Fail("open the container", e);
+        }
+    }
+
+    public async Task<bool> ExistsAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Blob(key).ExistsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException e)
+        {
+            throw Fail($"check {key}", e);
+        }
+    }
+
+    public async Task<UploadResult> UploadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var blob = _container.GetBlockBlobClient(_prefix + RegistryLayout.CheckKey(key));
+        var length = new FileInfo(localPath).Length;
+        var blocks = (int)Math.Max(1, (length + _blockSize - 1) / _blockSize);
+        var salt = Salt(localPath, length);
+        var ids = Enumerable.Range(0, blocks).Select(i => BlockId(salt, i)).ToArray();
+        try
+        {
+            var staged = await StagedBlocksAsync(blob, cancellationToken).ConfigureAwait(false);
+            long sent = 0;
+            long done = 0;
+            var reused = 0;
+            using var gate = new SemaphoreSlim(_parallelism);
+            var tasks = new List<Task>();
+            for (var i = 0; i < blocks; i++)
+            {
+                var index = i;
+                var size = (int)Math.Min(_blockSize, length - ((long)index * _blockSize));
+                if (staged.TryGetValue(ids[index], out var stagedSize) && stagedSize == size)
+                {
+                    reused++;
+                    progress?.Report(Interlocked.Add(ref done, size));
+                    continue;
+                }
+
+                await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                tasks.Add(Task.Run(
+                    async () =>
+                    {
+                        try
+                        {
+                            var buffer = new byte[size];
+                            using (var handle = File.OpenHandle(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous))
+                            {
+                                await RandomAccess.ReadAsync(handle, buffer, (long)index * _blockSize, cancellationToken).ConfigureAwait(false);
+                            }
+
+                            using var stream = new MemoryStream(buffer, writable: false);
+                            await blob.StageBlockAsync(ids[index], stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+                            Interlocked.Add(ref sent, size);
+                            progress?.Report(Interlocked.Add(ref done, size));
+                            BlockStaged?.Invoke(index);
+                        }
+                        finally
+                        {
+                            gate.Release();
+                        }
+                    },
+                    cancellationToken));
+            }
+
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+            await blob.CommitBlockListAsync(ids, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return new UploadResult(sent, reused, blocks - reused);
+        }
+        catch (RequestFailedException e)
+        {
+            throw Fail($"upload {key} (run the same publish again: blocks already sent are kept and reused)", e);
+        }
+    }
+
+    public async Task<bool> CreateIfAbsentAsync(string key, byte[] content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Blob(key).UploadAsync(BinaryData.FromBytes(content), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            return false;
+        }
+        catch (RequestFailedException e)
+        {
+            throw Fail($"create {key}", e);
+        }
+    }
+
+    public async Task<byte[]?> ReadAsync(string key, long maxBytes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var blob = Blob(key);
+            var properties = await blob.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (properties.Value.ContentLength > maxBytes)
+            {
+                throw new RegistryException($"{Location}: {key} has {properties.Value.ContentLength} bytes, more than the {maxBytes} allowed.");
+            }
+
+            var content = await blob.DownloadContentAsync(new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = properties.Value.ETag } }, cancellationToken).ConfigureAwait(false);
+            return content.Value.Content.ToArray();
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+        catch (RequestFailedException e)
+        {
+            throw Fail($"read {key}", e);
+        }
+    }
+
+    public async Task DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Blob(key).DownloadToAsync(
+                localPath,
+                new BlobDownloadToOptions
+                {
+                    TransferOptions = new Azure.Storage.StorageTransferOptions { MaximumConcurrency = _parallelism, InitialTransferSize = _blockSize, MaximumTransferSize = _blockSize },
+                    ProgressHandler = progress,
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            throw new RegistryException($"{Location}: {key} is missing; the registry is incomplete.");
+        }
+        catch (RequestFailedException e)
+        {
+            throw Fail($"download {key}", e);
+        }
+    }
+
+    public async IAsyncEnumerable<string> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var pages = _container.GetBlobsAsync(new GetBlobsOptions { Prefix = _prefix + prefix }, cancellationToken).ConfigureAwait(false);
+        await using var enumerator = pages.GetAsyncEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!await enumerator.MoveNextAsync())
+                {
+                    break;
+                }
+            }
+            catch (RequestFailedException e)
+            {
+                throw Fail($"list {prefix}", e);
+            }
+
+            yield return enumerator.Current.Name[_prefix.Length..];
+        }
+    }
+
+    private BlobClient Blob(string key) => _container.GetBlobClient(_prefix + RegistryLayout.CheckKey(key));
+
+    private static async Task<Dictionary<string, long>> StagedBlocksAsync(BlockBlobClient blob, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var list = await blob.GetBlockListAsync(BlockListTypes.Uncommitted, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return list.Value.UncommittedBlocks.ToDictionary(b => b.Name, b => b.SizeLong);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>Ties block ids to this file's size and first bytes, so blocks of another file are never reused.</summary>
+    private static string Salt(string path, long length)
+    {
+        var head = new byte[(int)Math.Min(1 << 16, length)];
+        using (var stream = File.OpenRead(path))
+        {
+            stream.ReadExactly(head);
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(length.ToString(System.Globalization.CultureInfo.InvariantCulture)).Concat(head).ToArray()))[..16];
+    }
+
+    /// <summary>Block ids must all have the same length; the index makes them unique within the blob.</summary>
+    private static string BlockId(string salt, int index) => Convert.ToBase64String(Encoding.ASCII.GetBytes($"{salt}-{index:D8}"));
+
+    private RegistryException Fail(string what, RequestFailedException e) =>
+        new($"{Location}: could not {what}: {e.Status} {e.ErrorCode ?? string.Empty} {FirstLine(e.Message)}".TrimEnd());
+
+    private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
+}
