@@ -32,5 +32,10 @@ train.Options.Add(trainSteps);
 train.Options.Add(microBatch);
 train.SetAction(r => TrainBenchmark.Run(r.GetValue(device)!, r.GetValue(dtypes)!, r.GetValue(trainSteps), r.GetValue(microBatch), r.GetValue(json)));
 
-var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train };
-return root.Parse(args).Invoke();
+var registry = new Command("registry", "Publish/pull of a large expert to a local registry and Azurite vs cp (registry issue).");
+var registryBytes = new Option<long>("--bytes") { DefaultValueFactory = _ => 1L << 30 };
+registry.Options.Add(registryBytes);
+registry.SetAction((r, ct) => RegistryBenchmark.RunAsync(r.GetValue(registryBytes), r.GetValue(json)));
+
+var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry };
+return await root.Parse(args).InvokeAsync();

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -62,8 +63,15 @@ public sealed class AzureBlobStore : IRegistryStore
         }
     }
 
-    public async Task<UploadResult> UploadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
+    public async Task<UploadResult> UploadFileAsync(string key, string localPath, string expectedSha256, IProgress<long>? progress, CancellationToken cancellationToken)
     {
+        // Blocks go up in parallel, so the file is hashed first (one sequential read) rather than on the way.
+        var actual = Packages.FileDigest.Compute(Path.GetDirectoryName(Path.GetFullPath(localPath))!, Path.GetFileName(localPath)).Sha256;
+        if (actual != expectedSha256)
+        {
+            throw new Packages.PackageException($"{localPath}: its sha256 is {actual}, not {expectedSha256} as the manifest says; the package changed or is damaged.");
+        }
+
         var blob = _container.GetBlockBlobClient(_prefix + RegistryLayout.CheckKey(key));
         var length = new FileInfo(localPath).Length;
         var blocks = (int)Math.Max(1, (length + _blockSize - 1) / _blockSize);
@@ -92,15 +100,16 @@ public sealed class AzureBlobStore : IRegistryStore
                 tasks.Add(Task.Run(
                     async () =>
                     {
+                        // Pooled buffers keep memory at (parallelism x block size) whatever the file's size.
+                        var buffer = ArrayPool<byte>.Shared.Rent(size);
                         try
                         {
-                            var buffer = new byte[size];
                             using (var handle = File.OpenHandle(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous))
                             {
-                                await RandomAccess.ReadAsync(handle, buffer, (long)index * _blockSize, cancellationToken).ConfigureAwait(false);
+                                await RandomAccess.ReadAsync(handle, buffer.AsMemory(0, size), (long)index * _blockSize, cancellationToken).ConfigureAwait(false);
                             }
 
-                            using var stream = new MemoryStream(buffer, writable: false);
+                            using var stream = new MemoryStream(buffer, 0, size, writable: false);
                             await blob.StageBlockAsync(ids[index], stream, cancellationToken: cancellationToken).ConfigureAwait(false);
                             Interlocked.Add(ref sent, size);
                             progress?.Report(Interlocked.Add(ref done, size));
@@ -108,6 +117,7 @@ public sealed class AzureBlobStore : IRegistryStore
                         }
                         finally
                         {
+                            ArrayPool<byte>.Shared.Return(buffer);
                             gate.Release();
                         }
                     },
@@ -165,7 +175,7 @@ public sealed class AzureBlobStore : IRegistryStore
         }
     }
 
-    public async Task DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
+    public async Task<string?> DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         try
         {
@@ -177,6 +187,7 @@ public sealed class AzureBlobStore : IRegistryStore
                     ProgressHandler = progress,
                 },
                 cancellationToken).ConfigureAwait(false);
+            return null; // downloaded in parallel ranges: the caller hashes the file
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {

@@ -37,7 +37,8 @@ public sealed class ExpertRegistry(IRegistryStore store)
 
     public async Task<PublishResult> PublishExpertAsync(string folder, SigningKey? key, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
-        var package = ExpertPackage.Open(folder);
+        // Files are checked against the manifest while they upload (see UploadOneAsync), not in a pass of their own.
+        var package = ExpertPackage.Open(folder, verifyFiles: false);
         var manifest = package.Manifest.Value;
         var manifestKey = RegistryLayout.ExpertManifest(manifest.Name, manifest.Version);
         if (await store.ExistsAsync(manifestKey, cancellationToken).ConfigureAwait(false))
@@ -228,7 +229,7 @@ public sealed class ExpertRegistry(IRegistryStore store)
         var (manifest, sha) = await ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false);
         await CheckUsableAsync(manifest, sha, trusted, cancellationToken).ConfigureAwait(false);
         await DownloadAsync(manifest.Value.Files, outFolder, Encoding.UTF8.GetBytes(manifest.Serialize()), ExpertManifest.FileName, progress, cancellationToken).ConfigureAwait(false);
-        return ExpertPackage.Open(outFolder);
+        return ExpertPackage.Open(outFolder, verifyFiles: false); // every file was just checked on the way in
     }
 
     /// <summary>Refuses revoked experts, invalid signatures, and (with trusted keys) unsigned or untrusted ones.</summary>
@@ -339,7 +340,12 @@ public sealed class ExpertRegistry(IRegistryStore store)
             return (0, 1, 0, 0);
         }
 
-        var result = await store.UploadFileAsync(key, path, new FileProgress(file, progress), cancellationToken).ConfigureAwait(false);
+        if (!File.Exists(path) || new FileInfo(path).Length != file.Size)
+        {
+            throw new PackageException($"{path}: missing or not {file.Size} bytes as the manifest says; the package is damaged.");
+        }
+
+        var result = await store.UploadFileAsync(key, path, file.Sha256, new FileProgress(file, progress), cancellationToken).ConfigureAwait(false);
         return (1, 0, result.BytesSent, result.BlocksReused);
     }
 
@@ -366,12 +372,11 @@ public sealed class ExpertRegistry(IRegistryStore store)
                 }
 
                 Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-                await store.DownloadFileAsync(RegistryLayout.Blob(file.Sha256), destination, new FileProgress(file, progress), cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    file.Verify(temporary);
-                }
-                catch (PackageException)
+                var streamed = await store.DownloadFileAsync(RegistryLayout.Blob(file.Sha256), destination, new FileProgress(file, progress), cancellationToken).ConfigureAwait(false);
+                var matches = streamed is not null
+                    ? streamed == file.Sha256 && new FileInfo(destination).Length == file.Size
+                    : FileDigest.Compute(temporary, file.Path) == file;
+                if (!matches)
                 {
                     throw new RegistryException($"{file.Path}: the bytes in {store.Location} do not match the manifest's sha256 {file.Sha256}; the registry copy is damaged or was tampered with. Nothing was kept.");
                 }

@@ -11,8 +11,11 @@ public interface IRegistryStore
 
     Task<bool> ExistsAsync(string key, CancellationToken cancellationToken);
 
-    /// <summary>Uploads a local file to <paramref name="key"/> (large files resumably); the object appears only when complete.</summary>
-    Task<UploadResult> UploadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken);
+    /// <summary>
+    /// Uploads a local file to <paramref name="key"/> (large files resumably); the object appears only when complete, and
+    /// only if the file's SHA-256 is <paramref name="expectedSha256"/> (a changed or damaged file is refused, naming it).
+    /// </summary>
+    Task<UploadResult> UploadFileAsync(string key, string localPath, string expectedSha256, IProgress<long>? progress, CancellationToken cancellationToken);
 
     /// <summary>Creates a small object only if none exists at <paramref name="key"/>; false when one already does.</summary>
     Task<bool> CreateIfAbsentAsync(string key, byte[] content, CancellationToken cancellationToken);
@@ -20,8 +23,11 @@ public interface IRegistryStore
     /// <summary>Reads a small object; null when absent. Refuses objects larger than <paramref name="maxBytes"/>.</summary>
     Task<byte[]?> ReadAsync(string key, long maxBytes, CancellationToken cancellationToken);
 
-    /// <summary>Downloads an object to a local file, reporting bytes as they arrive.</summary>
-    Task DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken);
+    /// <summary>
+    /// Downloads an object to a local file, reporting bytes as they arrive. Returns the SHA-256 ("sha256:...") when the
+    /// store hashed the bytes on the way (one pass), or null when the caller must hash the file.
+    /// </summary>
+    Task<string?> DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken);
 
     /// <summary>Keys under a prefix.</summary>
     IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken);

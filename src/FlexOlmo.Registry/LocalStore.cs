@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 
 namespace FlexOlmo.Registry;
 
@@ -20,14 +21,21 @@ public sealed class LocalStore : IRegistryStore
 
     public Task<bool> ExistsAsync(string key, CancellationToken cancellationToken) => Task.FromResult(File.Exists(PathOf(key)));
 
-    public async Task<UploadResult> UploadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
+    public async Task<UploadResult> UploadFileAsync(string key, string localPath, string expectedSha256, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var target = PathOf(key);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var temporary = Temporary(target);
         try
         {
-            await Copy(localPath, temporary, progress, cancellationToken).ConfigureAwait(false);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            await Copy(localPath, temporary, progress, cancellationToken, hash).ConfigureAwait(false);
+            var actual = Packages.FileDigest.Prefix(hash.GetHashAndReset());
+            if (actual != expectedSha256)
+            {
+                throw new Packages.PackageException($"{localPath}: its sha256 is {actual}, not {expectedSha256} as the manifest says; the package changed or is damaged.");
+            }
+
             try
             {
                 File.Move(temporary, target, overwrite: false);
@@ -86,7 +94,7 @@ public sealed class LocalStore : IRegistryStore
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
 
-    public Task DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
+    public async Task<string?> DownloadFileAsync(string key, string localPath, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var source = PathOf(key);
         if (!File.Exists(source))
@@ -94,7 +102,9 @@ public sealed class LocalStore : IRegistryStore
             throw new RegistryException($"{Location}: {key} is missing; the registry is incomplete.");
         }
 
-        return Copy(source, localPath, progress, cancellationToken);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await Copy(source, localPath, progress ?? new Progress<long>(), cancellationToken, hash).ConfigureAwait(false);
+        return Packages.FileDigest.Prefix(hash.GetHashAndReset());
     }
 
     public async IAsyncEnumerable<string> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -135,9 +145,9 @@ public sealed class LocalStore : IRegistryStore
     private static string Temporary(string target) => Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
 
     /// <summary>Copies with File.Copy (the kernel's copy path) when no progress is wanted, else in 8 MiB chunks.</summary>
-    private static async Task Copy(string source, string target, IProgress<long>? progress, CancellationToken cancellationToken)
+    private static async Task Copy(string source, string target, IProgress<long>? progress, CancellationToken cancellationToken, IncrementalHash? hash = null)
     {
-        if (progress is null)
+        if (progress is null && hash is null)
         {
             File.Copy(source, target, overwrite: true);
             return;
@@ -151,9 +161,11 @@ public sealed class LocalStore : IRegistryStore
         int read;
         while ((read = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
         {
-            await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            var write = output.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            hash?.AppendData(buffer, 0, read); // hash while the write is in flight
+            await write.ConfigureAwait(false);
             done += read;
-            progress.Report(done);
+            progress?.Report(done);
         }
     }
 
