@@ -37,5 +37,8 @@ var registryBytes = new Option<long>("--bytes") { DefaultValueFactory = _ => 1L 
 registry.Options.Add(registryBytes);
 registry.SetAction((r, ct) => RegistryBenchmark.RunAsync(r.GetValue(registryBytes), r.GetValue(json)));
 
-var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry };
+var compose = new Command("compose", "Compose of a >= 2 GiB checkpoint vs cp of the same bytes, with peak memory (compose issue).");
+compose.SetAction((r, ct) => ComposeBenchmark.RunAsync(r.GetValue(json)));
+
+var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry, compose };
 return await root.Parse(args).InvokeAsync();

@@ -28,6 +28,8 @@ public static class FlexOlmoCli
             ListCommand.Create(),
             PullCommand.Create(),
             RevokeCommand.Create(),
+            ComposeCommand.Create(),
+            TuneRouterCommand.Create(),
         })
         {
             root.Subcommands.Add(command);

@@ -4,6 +4,7 @@ using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Native;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Packages;
 
 namespace FlexOlmo.Cli;
 
@@ -38,7 +39,9 @@ internal sealed class LoadedModel : IDisposable
     {
         var config = ModelConfig.Load(folder);
         var model = CheckpointLoader.Load(folder, TorchRuntime.ResolveDevice(device), TorchRuntime.ResolveDType(dtype, config.StorageDType));
-        return new LoadedModel(folder, model, null);
+        var sidecar = ComposedSidecar.TryLoad(folder);
+        var names = sidecar is not null && sidecar.Experts.Count == config.NumExperts ? sidecar.ExpertNames : null;
+        return new LoadedModel(folder, model, names);
     }
 
     /// <summary>The expert set the include/exclude options ask for; null for a dense model or when neither is given.</summary>

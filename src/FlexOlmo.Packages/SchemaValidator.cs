@@ -29,7 +29,11 @@ public static class SchemaValidator
     });
 
     /// <summary>Problems found, one line each ("field: problem"); empty when valid.</summary>
-    public static IReadOnlyList<string> Problems(string schemaName, JsonNode? document)
+    public static IReadOnlyList<string> Problems(string schemaName, JsonNode? document) =>
+        ProblemsAt(schemaName, document).Select(p => p.Message.StartsWith("unknown field", StringComparison.Ordinal) ? p.Message : $"{(p.Pointer.Length == 0 ? "(document)" : p.Pointer.TrimStart('/').Replace('/', '.'))}: {p.Message}").ToList();
+
+    /// <summary>Problems found with the JSON pointer of the offending value (for callers that map it to a file position).</summary>
+    public static IReadOnlyList<(string Pointer, string Message)> ProblemsAt(string schemaName, JsonNode? document)
     {
         var schema = Schemas.Value[schemaName];
         using var parsed = JsonDocument.Parse(document?.ToJsonString() ?? "null");
@@ -39,7 +43,8 @@ public static class SchemaValidator
             return [];
         }
 
-        var problems = new List<string>();
+
+        var problems = new List<(string, string)>();
         foreach (var detail in results.Details ?? [])
         {
             // Failures inside "not" are what make "not" pass: they are not problems of the document.
@@ -48,14 +53,15 @@ public static class SchemaValidator
                 continue;
             }
 
-            var field = detail.InstanceLocation.ToString().TrimStart('/').Replace('/', '.');
+            var pointer = detail.InstanceLocation.ToString();
+            var field = pointer.TrimStart('/').Replace('/', '.');
             foreach (var (keyword, message) in detail.Errors)
             {
                 problems.Add(keyword switch
                 {
                     "additionalProperties" or "" when detail.EvaluationPath.ToString().EndsWith("additionalProperties", StringComparison.Ordinal)
-                        => $"unknown field '{field}'",
-                    _ => $"{(field.Length == 0 ? "(document)" : field)}: {message}",
+                        => (pointer, $"unknown field '{field}'"),
+                    _ => (pointer, message),
                 });
             }
         }

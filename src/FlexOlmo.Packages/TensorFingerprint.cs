@@ -21,11 +21,7 @@ public static class TensorFingerprint
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\0{info.DType}\0{string.Join(",", info.Shape)}\0"));
             BinaryPrimitives.WriteInt64LittleEndian(length, info.ByteLength);
             hash.AppendData(length);
-            const int Chunk = 1 << 24;
-            for (long done = 0; done < info.ByteLength; done += Chunk)
-            {
-                hash.AppendData(file.Bytes(info, done, (int)Math.Min(Chunk, info.ByteLength - done)));
-            }
+            file.CopyTo(info, 0, info.ByteLength, new HashingSink(hash));
         }
 
         return FileDigest.Prefix(hash.GetHashAndReset());
@@ -35,5 +31,31 @@ public static class TensorFingerprint
     {
         using var checkpoint = SafetensorsCheckpoint.Open(checkpointFolder);
         return Compute(checkpoint);
+    }
+
+    /// <summary>A write-only stream that feeds a hash (so the tensor streams through a small buffer).</summary>
+    private sealed class HashingSink(IncrementalHash hash) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => hash.AppendData(buffer, offset, count);
     }
 }

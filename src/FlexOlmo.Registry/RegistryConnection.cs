@@ -17,9 +17,15 @@ public static class RegistryConnection
     /// <summary>The embedded default: ~/.flexolmo/registry.</summary>
     public static string DefaultLocal => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".flexolmo", "registry");
 
+    /// <summary>"~/x" is the user's home folder followed by x (as a shell would expand it).</summary>
+    public static string ExpandHome(string path) =>
+        path == "~" || path.StartsWith("~/", StringComparison.Ordinal)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path.Length > 2 ? path[2..] : string.Empty)
+            : path;
+
     public static async Task<IRegistryStore> OpenAsync(string? uri, string? connectionString, CancellationToken cancellationToken)
     {
-        var location = string.IsNullOrWhiteSpace(uri) ? DefaultLocal : uri.Trim();
+        var location = string.IsNullOrWhiteSpace(uri) ? DefaultLocal : ExpandHome(uri.Trim());
         if (location.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
         {
             return new LocalStore(new Uri(location).LocalPath);

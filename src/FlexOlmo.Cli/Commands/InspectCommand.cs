@@ -57,6 +57,7 @@ internal static class InspectCommand
                 ["parameters"] = new { total = summary.TotalParameters, active_per_token = summary.ActiveParametersPerToken, embedding = summary.EmbeddingParameters },
                 ["dtypes"] = summary.TensorsByDType,
                 ["shards"] = summary.Shards.Select(s => new { file = s.File, bytes = s.Bytes }).ToArray(),
+                ["experts"] = ComposedSidecar.TryLoad(path)?.Experts,
             };
             context.Output.WriteLine(JsonSerializer.Serialize(json, Format.Json));
             return 0;
@@ -68,6 +69,15 @@ internal static class InspectCommand
         if (config.IsMoe)
         {
             output.WriteLine(Format.Invariant($"experts     {config.NumExperts} (0 = public), top-{config.NumExpertsPerTok} per token, norm_topk_prob {config.NormTopkProb.ToString().ToLowerInvariant()}"));
+        }
+
+        if (ComposedSidecar.TryLoad(path) is { } sidecar)
+        {
+            output.WriteLine($"composed    {sidecar.Name} from anchor {sidecar.AnchorName} ({sidecar.AnchorFingerprint[..19]}...){(sidecar.RouterTuning is { } t ? "; " + t : string.Empty)}");
+            foreach (var e in sidecar.Experts)
+            {
+                output.WriteLine($"  expert {e.Index}  {e.Name}{(e.Version is null ? string.Empty : "@" + e.Version)}  owner {e.Owner}, licence {e.License}{(e.SignedBy is { } s ? $", signed by {s[..19]}..." : string.Empty)}");
+            }
         }
 
         output.WriteLine($"parameters  {Format.Count(summary.TotalParameters)} total, {Format.Count(summary.ActiveParametersPerToken)} active per token, {Format.Count(summary.EmbeddingParameters)} in embeddings");

@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Formats;
 using FlexOlmo.Formats.Safetensors;
@@ -18,7 +19,8 @@ public static class CheckpointSaver
     /// model's dtype. Files are written under temporary names and renamed; callers wanting an all-or-nothing
     /// folder wrap this in <see cref="AtomicFile.WriteDirectory"/>.
     /// </summary>
-    public static void Save(Olmo2ForCausalLM model, string folder, ScalarType? storageDType = null, long shardBytes = DefaultShardBytes)
+    /// <param name="config">The config to write (defaults to the model's; router tuning writes its top-k back).</param>
+    public static void Save(Olmo2ForCausalLM model, string folder, ScalarType? storageDType = null, long shardBytes = DefaultShardBytes, ModelConfig? config = null)
     {
         var dtype = storageDType ?? model.DType;
         Directory.CreateDirectory(folder);
@@ -26,8 +28,7 @@ public static class CheckpointSaver
             .Select(p => new TensorToWrite(p.Name, TensorBytes.ToSafetensors(dtype), p.Parameter.shape, stream => TensorBytes.Write(p.Parameter, dtype, stream)))
             .ToList();
         SafetensorsWriter.WriteCheckpoint(folder, tensors, shardBytes, new Dictionary<string, string> { ["format"] = "pt" });
-        var config = model.Config with { StorageDType = Native.TorchRuntime.Name(dtype) };
-        config.Save(folder);
+        (config ?? model.Config).WithStorage(Native.TorchRuntime.Name(dtype)).Save(folder);
     }
 
     /// <summary>Writes the fused v5 layout instead (for tests and for tools that want it).</summary>

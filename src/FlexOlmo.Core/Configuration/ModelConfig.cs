@@ -267,6 +267,9 @@ public sealed record ModelConfig
         return json;
     }
 
+    /// <summary>This config with another storage dtype.</summary>
+    public ModelConfig WithStorage(string dtype) => this with { StorageDType = dtype };
+
     /// <summary>Writes config.json into a folder (atomically).</summary>
     public void Save(string folder) =>
         AtomicFile.WriteAllText(Path.Combine(folder, FileName), ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

@@ -11,12 +11,14 @@ public sealed unsafe class SafetensorsFile : IDisposable
 {
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
     private readonly byte* _base;
     private readonly long _dataStart;
     private bool _disposed;
 
     private SafetensorsFile(string path, SafetensorsHeader header, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer, long dataStart)
     {
+        _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         Path = path;
         Header = header;
         _map = map;
@@ -105,14 +107,37 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return length == 0 ? [] : new ReadOnlySpan<byte>(_base + _dataStart + tensor.Begin + offset, length);
     }
 
-    /// <summary>Copies a byte range of a tensor to a stream, in chunks (no allocation proportional to the tensor).</summary>
+    /// <summary>
+    /// Copies a byte range of a tensor to a stream with plain reads into a pooled buffer: unlike the memory map, this
+    /// does not grow the process's resident memory with the size of what is copied.
+    /// </summary>
     public void CopyTo(SafetensorsTensorInfo tensor, long offset, long length, Stream destination)
     {
-        const int Chunk = 1 << 24;
-        for (long done = 0; done < length; done += Chunk)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (offset < 0 || length < 0 || offset + length > tensor.ByteLength)
         {
-            var count = (int)Math.Min(Chunk, length - done);
-            destination.Write(Bytes(tensor, offset + done, count));
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{Path}: range {offset}+{length} is outside tensor '{tensor.Name}' ({tensor.ByteLength} bytes).");
+        }
+
+        const int Chunk = 1 << 22;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Chunk);
+        try
+        {
+            for (long done = 0; done < length; done += Chunk)
+            {
+                var count = (int)Math.Min(Chunk, length - done);
+                var read = RandomAccess.Read(_handle, buffer.AsSpan(0, count), _dataStart + tensor.Begin + offset + done);
+                if (read != count)
+                {
+                    throw new SafetensorsException($"{Path}: ended early while reading '{tensor.Name}'; the file was truncated while open.");
+                }
+
+                destination.Write(buffer, 0, count);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -131,5 +156,6 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
 
         _map?.Dispose();
+        _handle.Dispose();
     }
 }

@@ -1,13 +1,14 @@
 using System.Text.Json.Nodes;
 using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Packages;
-using FlexOlmo.Testing;
+using FlexOlmo.Training;
 using FlexOlmo.Training.Anchors;
+using FlexOlmo.Training.Experts;
 using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Pretraining;
 using FlexOlmo.Training.Tokenizers;
 
-namespace FlexOlmo.Training.Tests;
+namespace FlexOlmo.Testing;
 
 /// <summary>
 /// Built once for the training tests: synthetic public and domain corpora, a small BPE tokenizer, a tiny dense
@@ -17,6 +18,7 @@ public sealed class TrainingFixture : IDisposable
 {
     public TrainingFixture()
     {
+        Core.Native.TorchNative.Initialize();
         Root = new TempDirectory("training");
         TokenCache = Root.Sub("token-cache");
         var data = Root.Sub("data");
@@ -86,6 +88,29 @@ public sealed class TrainingFixture : IDisposable
 
     public AnchorPackage Anchor { get; }
 
+    /// <summary>Trains an expert on one of the synthetic domains into a new folder under the fixture's root.</summary>
+    public FlexOlmo.Packages.ExpertPackage TrainExpert(string name, string data, long steps = 30, string version = "1.0.0")
+    {
+        var result = ExpertTrainer.Train(
+            new ExpertTrainingRequest
+            {
+                Anchor = AnchorFolder,
+                Data = [data],
+                Name = name,
+                Version = version,
+                Out = Path.Combine(Root.Path, "experts", $"{name}-{version}-{Guid.NewGuid():N}"),
+                Owner = $"{name} owner",
+                License = "Apache-2.0",
+                Samples = 50,
+                Settings = SmallSettings(steps),
+                TokenCache = TokenCache,
+            },
+            null,
+            null,
+            CancellationToken.None);
+        return result.Package!;
+    }
+
     /// <summary>Settings small enough for a test: 32-token instances, 8 per step.</summary>
     public static TrainingSettings SmallSettings(long steps) => new()
     {
@@ -101,10 +126,4 @@ public sealed class TrainingFixture : IDisposable
     };
 
     public void Dispose() => Root.Dispose();
-}
-
-[CollectionDefinition(Name)]
-public sealed class TrainingCollection : ICollectionFixture<TrainingFixture>
-{
-    public const string Name = "training";
 }

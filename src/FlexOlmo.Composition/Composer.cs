@@ -1,0 +1,368 @@
+using FlexOlmo.Core.Checkpoints;
+using FlexOlmo.Core.Configuration;
+using FlexOlmo.Core.Native;
+using FlexOlmo.Formats;
+using FlexOlmo.Formats.Safetensors;
+using FlexOlmo.Packages;
+using FlexOlmo.Registry;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Composition;
+
+/// <summary>What compose wrote.</summary>
+public sealed record CompositionResult(string Folder, ComposedSidecar Sidecar, ModelConfig Config, long Bytes);
+
+/// <summary>
+/// <c>flexolmo compose --recipe</c>: checks every piece of a recipe (anchor, trust, revocation, pins, dimensions) and
+/// writes a Hugging Face flex_olmo checkpoint: expert 0 is the anchor's FFN with r_pub, experts 1..n follow the
+/// recipe with their FFNs and router rows. Tensors stream one at a time from the sources into the shards, so memory
+/// does not grow with the model; the folder is built under a temporary name and renamed when complete.
+/// </summary>
+public static class Composer
+{
+    /// <summary>Files of the anchor's model folder a composed model also needs (tokenizer, generation defaults).</summary>
+    private static readonly string[] CarriedFiles =
+    [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja", "chat_template.json",
+    ];
+
+    public static async Task<CompositionResult> ComposeAsync(Recipe recipe, string? outFolder, string? connectionString, IProgress<string>? log, CancellationToken cancellationToken)
+    {
+        var target = outFolder ?? (recipe.Output?.Path is { } p ? recipe.Resolve(p) : throw recipe.Document.Error("/output", "no output folder: give --out DIR or output.path in the recipe."));
+        var trusted = LoadTrustedKeys(recipe);
+        var toVerify = new List<(string Folder, FileDigest File, string Pointer)>();
+        var work = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, $".compose-{Guid.NewGuid():N}");
+        try
+        {
+            var needsRegistry = !recipe.IsFolder(recipe.Anchor.Source) || recipe.Experts.Any(e => !recipe.IsFolder(e.Source));
+            var registry = needsRegistry || recipe.Registry is not null
+                ? new ExpertRegistry(await RegistryConnection.OpenAsync(recipe.Registry is { } r && !r.Contains("://", StringComparison.Ordinal) ? recipe.Resolve(r) : recipe.Registry, connectionString, cancellationToken).ConfigureAwait(false))
+                : null;
+            var anchor = await ResolveAnchorAsync(recipe, registry, work, toVerify, log, cancellationToken).ConfigureAwait(false);
+            var anchorConfig = ModelConfig.Load(anchor.ModelFolder);
+            var experts = new List<ResolvedExpert>();
+            for (var i = 0; i < recipe.Experts.Count; i++)
+            {
+                experts.Add(await ResolveExpertAsync(recipe, i, anchor, anchorConfig, registry, trusted, work, toVerify, log, cancellationToken).ConfigureAwait(false));
+            }
+
+            var k = recipe.ExpertsPerToken ?? Math.Min(experts.Count + 1, 4);
+            var dtype = recipe.Dtype ?? (anchorConfig.StorageDType is "bfloat16" ? "bfloat16" : "float32");
+            var config = anchorConfig with
+            {
+                ModelType = ModelConfig.FlexOlmo,
+                NumExperts = experts.Count + 1,
+                NumExpertsPerTok = k,
+                NormTopkProb = false,
+                StorageDType = dtype,
+            };
+            config.Validate(recipe.Document.Path);
+            var sidecar = new ComposedSidecar(
+                recipe.Name,
+                anchor.Manifest.Value.Name,
+                anchor.Fingerprint,
+                [
+                    new SidecarExpert(0, ComposedSidecar.PublicName, null, $"anchor {anchor.Manifest.Value.Name}", "anchor", recipe.Anchor.Source, null, null, null),
+                    .. experts.Select((e, i) => e.ToSidecar(i + 1)),
+                ],
+                k,
+                recipe.Sha256,
+                DateTimeOffset.UtcNow,
+                ToolInfo.Current);
+            log?.Report($"writing {config.NumExperts} experts (top-{k}, {dtype}) to {target}");
+            long bytes = 0;
+            // Source files are checked against their manifests on another core while the tensors stream; the output
+            // folder is renamed into place only if every check passed.
+            var verification = Task.Run(() => Verify(recipe, toVerify, cancellationToken), cancellationToken);
+            AtomicFile.WriteDirectory(target, folder =>
+            {
+                bytes = WriteCheckpoint(folder, config, anchor, experts, dtype, recipe.ShardBytes(), cancellationToken);
+                verification.GetAwaiter().GetResult();
+                config.Save(folder);
+                foreach (var file in CarriedFiles.Select(f => Path.Combine(anchor.ModelFolder, f)).Where(File.Exists))
+                {
+                    File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+                }
+
+                sidecar.Save(folder);
+            });
+            return new CompositionResult(Path.GetFullPath(target), sidecar, config, bytes);
+        }
+        finally
+        {
+            if (Directory.Exists(work))
+            {
+                Directory.Delete(work, recursive: true);
+            }
+
+            foreach (var key in trusted)
+            {
+                key.Dispose();
+            }
+        }
+    }
+
+    private static void Verify(Recipe recipe, List<(string Folder, FileDigest File, string Pointer)> files, CancellationToken cancellationToken)
+    {
+        foreach (var (folder, file, pointer) in files)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                file.Verify(folder);
+            }
+            catch (PackageException e)
+            {
+                throw recipe.Document.Error(pointer, e.Message);
+            }
+        }
+    }
+
+    private static List<SigningKey> LoadTrustedKeys(Recipe recipe)
+    {
+        var keys = new List<SigningKey>();
+        for (var i = 0; i < (recipe.TrustedKeys?.Count ?? 0); i++)
+        {
+            try
+            {
+                keys.Add(SigningKey.Load(recipe.Resolve(recipe.TrustedKeys![i])));
+            }
+            catch (PackageException e)
+            {
+                throw recipe.Document.Error($"/trusted_keys/{i}", e.Message);
+            }
+        }
+
+        return keys;
+    }
+
+    private static async Task<AnchorPackage> ResolveAnchorAsync(
+        Recipe recipe, ExpertRegistry? registry, string work, List<(string, FileDigest, string)> toVerify, IProgress<string>? log, CancellationToken cancellationToken)
+    {
+        AnchorPackage anchor;
+        try
+        {
+            if (recipe.IsFolder(recipe.Anchor.Source))
+            {
+                anchor = AnchorPackage.Open(recipe.Resolve(recipe.Anchor.Source), verifyFiles: false);
+                toVerify.AddRange(anchor.Manifest.Value.Files.Select(f => (anchor.Folder, f, "/anchor/source")));
+                if (Path.IsPathRooted(anchor.Manifest.Value.Model.Path))
+                {
+                    // The anchor refers to a model elsewhere: its files are pinned by the fingerprint, not by file hashes.
+                    var actual = TensorFingerprint.Compute(anchor.ModelFolder);
+                    if (actual != anchor.Fingerprint)
+                    {
+                        throw new PackageException($"{anchor.ModelFolder}: its tensors have fingerprint {actual}, not the anchor's {anchor.Fingerprint}; the model changed since prepare-anchor.");
+                    }
+                }
+            }
+            else
+            {
+                if (registry is null)
+                {
+                    throw new RegistryException($"'{recipe.Anchor.Source}' is a registry reference but no registry is set.");
+                }
+
+                log?.Report($"pulling anchor {recipe.Anchor.Source} from {registry.Store.Location}");
+                anchor = await registry.PullAnchorAsync(recipe.Anchor.Source, Path.Combine(work, "anchor"), null, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (FlexOlmoException e) when (e is not RecipeException)
+        {
+            throw recipe.Document.Error("/anchor/source", e.Message);
+        }
+
+        if (recipe.Anchor.Fingerprint is { } pin && pin != anchor.Fingerprint)
+        {
+            throw recipe.Document.Error("/anchor/fingerprint", $"the recipe pins {pin}, but {recipe.Anchor.Source} has fingerprint {anchor.Fingerprint}.");
+        }
+
+        return anchor;
+    }
+
+    private static async Task<ResolvedExpert> ResolveExpertAsync(
+        Recipe recipe, int index, AnchorPackage anchor, ModelConfig anchorConfig, ExpertRegistry? registry, IReadOnlyCollection<SigningKey> trusted, string work,
+        List<(string, FileDigest, string)> toVerify, IProgress<string>? log, CancellationToken cancellationToken)
+    {
+        var source = recipe.Experts[index].Source;
+        var pointer = $"/experts/{index}/source";
+        ExpertPackage package;
+        string manifestSha;
+        string? signer;
+        try
+        {
+            if (recipe.IsFolder(source))
+            {
+                package = ExpertPackage.Open(recipe.Resolve(source), verifyFiles: false);
+                toVerify.AddRange(package.Manifest.Value.Files.Select(f => (package.Folder, f, pointer)));
+                manifestSha = FileDigest.Of(File.ReadAllBytes(Path.Combine(package.Folder, ExpertManifest.FileName)));
+                signer = trusted.Count > 0 ? ManifestSignature.Verify(package.Manifest.Json, trusted, package.Manifest.Source) : ManifestSignature.VerifyIntegrity(package.Manifest.Json, package.Manifest.Source);
+                if (registry is not null && await registry.Store.ExistsAsync(RegistryLayout.ExpertManifest(package.Manifest.Value.Name, package.Manifest.Value.Version), cancellationToken).ConfigureAwait(false))
+                {
+                    var (published, sha) = await registry.ReadManifestAsync(package.Manifest.Value.Name, package.Manifest.Value.Version, cancellationToken).ConfigureAwait(false);
+                    if (await registry.RevocationAsync(published, sha, cancellationToken).ConfigureAwait(false) is { } revocation)
+                    {
+                        throw new RegistryException($"{package.Manifest.Value.Reference} was revoked by its owner on {revocation.Record.RevokedAt:yyyy-MM-dd} ({revocation.Record.Reason}); it may no longer be used.");
+                    }
+                }
+            }
+            else
+            {
+                if (registry is null)
+                {
+                    throw new RegistryException($"'{source}' is a registry reference but no registry is set.");
+                }
+
+                log?.Report($"pulling expert {source} from {registry.Store.Location}");
+                var (name, requested) = Naming.ParseReference(source);
+                var version = await registry.ResolveVersionAsync(name, requested, cancellationToken).ConfigureAwait(false);
+                var (_, sha) = await registry.ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false);
+                package = await registry.PullExpertAsync($"{name}@{version}", Path.Combine(work, $"expert-{index}"), trusted, null, cancellationToken).ConfigureAwait(false);
+                manifestSha = sha;
+                signer = package.Manifest.SignedBy;
+            }
+        }
+        catch (FlexOlmoException e) when (e is not RecipeException)
+        {
+            throw recipe.Document.Error(pointer, e.Message);
+        }
+
+        var manifest = package.Manifest.Value;
+        if (recipe.Experts[index].Sha256 is { } pin && pin != manifestSha)
+        {
+            throw recipe.Document.Error($"/experts/{index}/sha256", $"the recipe pins {pin}, but {manifest.Reference}'s manifest has sha256 {manifestSha}.");
+        }
+
+        if (manifest.Anchor.Fingerprint != anchor.Fingerprint)
+        {
+            throw recipe.Document.Error(pointer, $"{manifest.Reference} was trained against anchor {manifest.Anchor.Name} {manifest.Anchor.Fingerprint}, not this recipe's anchor {anchor.Manifest.Value.Name} {anchor.Fingerprint}.");
+        }
+
+        var a = manifest.Architecture;
+        if (a.HiddenSize != anchorConfig.HiddenSize || a.IntermediateSize != anchorConfig.IntermediateSize || a.NumHiddenLayers != anchorConfig.NumHiddenLayers || a.VocabSize != anchorConfig.VocabSize)
+        {
+            throw recipe.Document.Error(pointer, $"{manifest.Reference} has dimensions {a.NumHiddenLayers}x{a.HiddenSize}/{a.IntermediateSize} (vocab {a.VocabSize}); the anchor has {anchorConfig.NumHiddenLayers}x{anchorConfig.HiddenSize}/{anchorConfig.IntermediateSize} (vocab {anchorConfig.VocabSize}).");
+        }
+
+        var weights = SafetensorsCheckpoint.Open(package.WeightsPath);
+        CheckExpertTensors(recipe, pointer, manifest, weights, anchorConfig);
+        var bias = Enumerable.Range(0, anchorConfig.NumHiddenLayers).Select(l =>
+        {
+            var (file, info) = weights.Locate(ExpertTensorNames.RouterBias(l));
+            using var tensor = TensorBytes.Read(file, info, 0, info.Shape);
+            return tensor.to(ScalarType.Float32).item<float>();
+        }).ToArray();
+        return new ResolvedExpert(source, package, weights, manifestSha, signer, bias);
+    }
+
+    private static void CheckExpertTensors(Recipe recipe, string pointer, ExpertManifest manifest, SafetensorsCheckpoint weights, ModelConfig config)
+    {
+        for (var l = 0; l < config.NumHiddenLayers; l++)
+        {
+            var expected = new (string Name, long[] Shape)[]
+            {
+                (ExpertTensorNames.Ffn(l, "gate_proj"), [config.IntermediateSize, config.HiddenSize]),
+                (ExpertTensorNames.Ffn(l, "up_proj"), [config.IntermediateSize, config.HiddenSize]),
+                (ExpertTensorNames.Ffn(l, "down_proj"), [config.HiddenSize, config.IntermediateSize]),
+                (ExpertTensorNames.RouterEmbedding(l), [config.HiddenSize]),
+                (ExpertTensorNames.RouterBias(l), [1]),
+            };
+            foreach (var (name, shape) in expected)
+            {
+                if (!weights.Contains(name) || !weights.Locate(name).Info.Shape.SequenceEqual(shape))
+                {
+                    throw recipe.Document.Error(pointer, $"{manifest.Reference}: {ExpertTensorNames.WeightsFile} lacks '{name}' of shape [{string.Join(",", shape)}].");
+                }
+            }
+        }
+    }
+
+    private static long WriteCheckpoint(string folder, ModelConfig config, AnchorPackage anchor, IReadOnlyList<ResolvedExpert> experts, string dtypeName, long shardBytes, CancellationToken cancellationToken)
+    {
+        var dtype = TorchRuntime.ResolveDType(dtypeName);
+        var storage = TensorBytes.ToSafetensors(dtype);
+        using var anchorWeights = SafetensorsCheckpoint.Open(anchor.ModelFolder);
+        var (publicEmbedding, _) = RouterEmbeddingFile.Read(anchor.RouterEmbeddingPath);
+        var tensors = new List<TensorToWrite>();
+        void Copy(string name, SafetensorsCheckpoint source, string sourceName)
+        {
+            var (file, info) = source.Locate(sourceName);
+            tensors.Add(new TensorToWrite(name, storage, info.Shape, stream =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (info.DType == storage)
+                {
+                    file.CopyTo(info, 0, info.ByteLength, stream); // same dtype: bytes straight through
+                    return;
+                }
+
+                using var values = TensorBytes.Read(file, info, 0, info.Shape);
+                TensorBytes.Write(values, dtype, stream);
+            }));
+        }
+
+        var perLayer = anchorWeights.Names.Where(n => n.StartsWith("model.layers.", StringComparison.Ordinal)).ToList();
+        foreach (var name in anchorWeights.Names.Where(n => !n.StartsWith("model.layers.", StringComparison.Ordinal) && n != TensorNames.FinalNorm && n != TensorNames.LmHead))
+        {
+            Copy(name, anchorWeights, name);
+        }
+
+        for (var l = 0; l < config.NumHiddenLayers; l++)
+        {
+            var prefix = TensorNames.Layer(l) + ".";
+            foreach (var name in perLayer.Where(n => n.StartsWith(prefix, StringComparison.Ordinal) && !n.StartsWith(prefix + "mlp.", StringComparison.Ordinal)))
+            {
+                Copy(name, anchorWeights, name);
+            }
+
+            var layer = l;
+            tensors.Add(new TensorToWrite(TensorNames.Router(l), storage, [config.NumExperts, config.HiddenSize], stream =>
+            {
+                using var scope = NewDisposeScope();
+                var rows = new List<Tensor> { tensor(publicEmbedding) };
+                foreach (var expert in experts)
+                {
+                    var (file, info) = expert.Weights.Locate(ExpertTensorNames.RouterEmbedding(layer));
+                    rows.Add(TensorBytes.Read(file, info, 0, info.Shape).to(ScalarType.Float32));
+                }
+
+                TensorBytes.Write(stack(rows, 0), dtype, stream); // [E, H]
+            }));
+            foreach (var projection in TensorNames.FfnProjections)
+            {
+                Copy(TensorNames.Expert(l, 0, projection), anchorWeights, TensorNames.DenseMlp(l, projection));
+            }
+
+            for (var e = 0; e < experts.Count; e++)
+            {
+                foreach (var projection in TensorNames.FfnProjections)
+                {
+                    Copy(TensorNames.Expert(l, e + 1, projection), experts[e].Weights, ExpertTensorNames.Ffn(l, projection));
+                }
+            }
+        }
+
+        Copy(TensorNames.FinalNorm, anchorWeights, TensorNames.FinalNorm);
+        if (anchorWeights.Contains(TensorNames.LmHead))
+        {
+            Copy(TensorNames.LmHead, anchorWeights, TensorNames.LmHead);
+        }
+
+        SafetensorsWriter.WriteCheckpoint(folder, tensors, shardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+        foreach (var expert in experts)
+        {
+            expert.Weights.Dispose();
+        }
+
+        return tensors.Sum(t => t.ByteLength);
+    }
+
+    private sealed record ResolvedExpert(string Source, ExpertPackage Package, SafetensorsCheckpoint Weights, string ManifestSha256, string? SignedBy, float[] RouterBias)
+    {
+        public SidecarExpert ToSidecar(int index)
+        {
+            var m = Package.Manifest.Value;
+            return new SidecarExpert(index, m.Name, m.Version, m.Owner, m.License, Source, ManifestSha256, SignedBy, RouterBias);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using FlexOlmo.Core.Modeling;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Training.RouterTuning;
+
+// B=instances, L=sequence length
+
+/// <summary>
+/// Router tuning on proxy data (method §5): only the router rows of every layer are trained (all of them, r_pub
+/// included), everything else frozen, with weight decay and the router z-loss; the model is built with every expert
+/// active (top-k = E) for the tuning.
+/// </summary>
+public sealed class RouterTuningTask : ITrainingTask
+{
+    private readonly Olmo2ForCausalLM _model;
+    private readonly TrainingSettings _settings;
+
+    public RouterTuningTask(Olmo2ForCausalLM model, TrainingSettings settings)
+    {
+        _model = model;
+        _settings = settings;
+        foreach (var (_, parameter) in model.NamedParameters())
+        {
+            parameter.requires_grad = false;
+        }
+
+        Trainable = model.Model.Layers.Select((layer, i) =>
+        {
+            var gate = layer.Moe?.Gate.Weight ?? throw new TrainingException("Router tuning needs a FlexOlmo (mixture-of-experts) model.");
+            gate.requires_grad = true;
+            return new TrainableParameter($"model.layers.{i}.mlp.gate.weight", gate, Decay: true);
+        }).ToList();
+    }
+
+    public IReadOnlyList<TrainableParameter> Trainable { get; }
+
+    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch)
+    {
+        var length = batch.shape[1] - 1;
+        using var trace = new RouterTrace();
+        var logits = _model.Forward(batch.narrow(1, 0, length), new ForwardOptions { Trace = trace }); // [B, L, V]
+        return LanguageModelLoss.Compute(logits, batch.narrow(1, 1, length), _settings.LogitZLoss, trace, _settings.RouterZLoss);
+    }
+
+    public void AfterBackward()
+    {
+    }
+}
