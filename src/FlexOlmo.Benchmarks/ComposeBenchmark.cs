@@ -113,8 +113,16 @@ internal static class ComposeBenchmark
         SafetensorsWriter.WriteCheckpoint(model, tensors, 5_000_000_000);
         var config = new JsonObject
         {
-            ["model_type"] = "olmo2", ["vocab_size"] = Vocab, ["hidden_size"] = Hidden, ["intermediate_size"] = Intermediate, ["num_hidden_layers"] = Layers,
-            ["num_attention_heads"] = 16, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 500000.0, ["eos_token_id"] = 0, ["dtype"] = "bfloat16",
+            ["model_type"] = "olmo2",
+            ["vocab_size"] = Vocab,
+            ["hidden_size"] = Hidden,
+            ["intermediate_size"] = Intermediate,
+            ["num_hidden_layers"] = Layers,
+            ["num_attention_heads"] = 16,
+            ["rms_norm_eps"] = 1e-6,
+            ["rope_theta"] = 500000.0,
+            ["eos_token_id"] = 0,
+            ["dtype"] = "bfloat16",
         };
         File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
         RouterEmbeddingFile.Write(Path.Combine(folder, AnchorPackage.RouterEmbeddingFile), new float[Hidden], new RouterEmbeddingProvenance("random", Hidden));

@@ -3,8 +3,8 @@ using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Packages;
 using FlexOlmo.Training;
 using FlexOlmo.Training.Anchors;
-using FlexOlmo.Training.Experts;
 using FlexOlmo.Training.Data;
+using FlexOlmo.Training.Experts;
 using FlexOlmo.Training.Pretraining;
 using FlexOlmo.Training.Tokenizers;
 
