@@ -36,7 +36,8 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
             Validate(request);
         }
 
-        var allRows = requests.Select((r, i) => new RowState(i, r, tokenizer)).ToList();
+        var allRows = requests.Select(r => new SequenceState(r, tokenizer)).ToList();
+        var indexOf = allRows.Select((row, i) => (row, i)).ToDictionary(x => x.row, x => x.i);
         var rows = allRows;
         var longest = requests.Max(r => r.PromptIds.Count);
         var capacity = longest + requests.Max(r => r.Sampling.MaxNewTokens);
@@ -83,7 +84,10 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
                 var next = new long[rows.Count];
                 for (var b = 0; b < rows.Count; b++)
                 {
-                    next[b] = rows[b].Accept(rows[b].Sampler.Sample(logits[b, 0]), onToken);
+                    var token = rows[b].Sampler.Sample(logits[b, 0]);
+                    var text = rows[b].Accept(token);
+                    onToken?.Invoke(new GenerationEvent(indexOf[rows[b]], token, text));
+                    next[b] = token;
                 }
 
                 var keep = Enumerable.Range(0, rows.Count).Where(b => !rows[b].Finished).ToArray();
@@ -137,7 +141,7 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
         return allRows.Select(r => r.Result!).ToList();
     }
 
-    private Tensor? ExpertBias(IReadOnlyList<RowState> rows) =>
+    private Tensor? ExpertBias(IReadOnlyList<SequenceState> rows) =>
         model.Config.IsMoe && rows.Any(r => r.Request.Experts is not null)
             ? ExpertMask.ToRouterBias(rows.Select(r => r.Request.Experts ?? ExpertSet.All(model.Config.NumExperts)).ToArray(), model.Config.NumExperts, model.Device)
             : null;
@@ -171,105 +175,6 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
         if (request.Experts is { } experts && experts.NumExperts != config.NumExperts)
         {
             throw new ExpertMaskException($"The expert selection is for {experts.NumExperts} experts; the model has {config.NumExperts}.");
-        }
-    }
-
-    /// <summary>One request's progress.</summary>
-    private sealed class RowState
-    {
-        private readonly StreamingDetokenizer? _detokenizer;
-        private readonly List<int> _tokens = [];
-        private readonly System.Text.StringBuilder _text = new();
-        private int _emitted;
-
-        public RowState(int index, GenerationRequest request, ITextTokenizer? tokenizer)
-        {
-            Index = index;
-            Request = request;
-            Sampler = new TokenSampler(request.Sampling);
-            _detokenizer = tokenizer is null ? null : new StreamingDetokenizer(tokenizer);
-        }
-
-        public int Index { get; }
-
-        public GenerationRequest Request { get; }
-
-        public TokenSampler Sampler { get; }
-
-        public bool Finished { get; private set; }
-
-        public GenerationResult? Result { get; private set; }
-
-        public long Accept(int token, Action<GenerationEvent>? onToken)
-        {
-            _tokens.Add(token);
-            var sampling = Request.Sampling;
-            var eos = sampling.EosTokenIds.Contains(token);
-            var piece = _detokenizer is null || eos ? string.Empty : _detokenizer.Add(token);
-            _text.Append(piece);
-            string? reason = eos ? "stop" : null;
-            var stopAt = FindStop(sampling.StopStrings);
-            if (stopAt >= 0)
-            {
-                _text.Length = stopAt;
-                reason = "stop";
-            }
-            else if (_tokens.Count >= sampling.MaxNewTokens)
-            {
-                reason = "length";
-                if (_detokenizer is not null)
-                {
-                    _text.Append(_detokenizer.Flush());
-                }
-            }
-
-            var safe = reason is null ? _text.Length - HeldBack(sampling.StopStrings) : _text.Length;
-            var fresh = safe > _emitted ? _text.ToString(_emitted, safe - _emitted) : string.Empty;
-            _emitted = Math.Max(_emitted, safe);
-            onToken?.Invoke(new GenerationEvent(Index, token, fresh));
-            if (reason is not null)
-            {
-                Finished = true;
-                Sampler.Dispose();
-                Result = new GenerationResult(_tokens.ToArray(), _detokenizer is null ? null : _text.ToString(), reason);
-            }
-
-            return token;
-        }
-
-        private int FindStop(IReadOnlyList<string> stops)
-        {
-            var text = _text.ToString();
-            var first = -1;
-            foreach (var stop in stops)
-            {
-                var at = text.IndexOf(stop, Math.Max(0, _emitted - stop.Length), StringComparison.Ordinal);
-                if (at >= 0 && (first < 0 || at < first))
-                {
-                    first = at;
-                }
-            }
-
-            return first;
-        }
-
-        /// <summary>Characters at the end of the text that may be the start of a stop string (not streamed yet).</summary>
-        private int HeldBack(IReadOnlyList<string> stops)
-        {
-            var held = 0;
-            foreach (var stop in stops)
-            {
-                for (var length = Math.Min(stop.Length - 1, _text.Length); length > held; length--)
-                {
-                    if (_text.ToString(_text.Length - length, length) == stop[..length])
-                    {
-                        held = length;
-                        break;
-                    }
-                }
-            }
-
-            return held;
         }
     }
 }

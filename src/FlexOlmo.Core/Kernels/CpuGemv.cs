@@ -30,7 +30,19 @@ public static unsafe class CpuGemv
     private const int RowsPerPass = MaxRowsF32;
     private const int OutputsPerTask = 256;
 
+    private static readonly AsyncLocal<bool> RowInvariantMode = new();
+
     public static bool IsSupported => Fma.IsSupported && Avx2.IsSupported;
+
+    /// <summary>
+    /// While set (per async flow), every row of a linear layer on the CPU is computed exactly as a one-row call would
+    /// compute it, so a request's numbers never depend on what shares its batch (the server sets it while decoding).
+    /// </summary>
+    public static bool RowInvariant
+    {
+        get => RowInvariantMode.Value;
+        set => RowInvariantMode.Value = value;
+    }
 
     /// <summary>Whether <see cref="Linear"/> applies to this input and weight.</summary>
     public static bool Applies(Tensor input, Tensor weight)
@@ -41,7 +53,8 @@ public static unsafe class CpuGemv
         }
 
         var rows = input.numel() / input.shape[^1];
-        return rows <= (weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32) && weight.numel() >= MinWeightElements && weight.is_contiguous()
+        var maxRows = RowInvariant ? MaxRowsF32 : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
+        return rows <= maxRows && weight.numel() >= MinWeightElements && weight.is_contiguous()
             && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
             && weight.numel() * weight.ElementSize < int.MaxValue;
     }
@@ -159,24 +172,31 @@ public static unsafe class CpuGemv
         return sum;
     }
 
+    /// <summary>Four rows at once with, per row, exactly <see cref="F32Dot1"/>'s arithmetic, so a row's result never depends on the rows beside it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void F32Dot4(float* w, float* x0, float* x1, float* x2, float* x3, int k, out float s0, out float s1, out float s2, out float s3)
     {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         var i = 0;
-        for (; i + 8 <= k; i += 8)
+        for (; i + 16 <= k; i += 16)
         {
-            var wv = Vector256.Load(w + i);
-            a0 = Fma.MultiplyAdd(wv, Vector256.Load(x0 + i), a0);
-            a1 = Fma.MultiplyAdd(wv, Vector256.Load(x1 + i), a1);
-            a2 = Fma.MultiplyAdd(wv, Vector256.Load(x2 + i), a2);
-            a3 = Fma.MultiplyAdd(wv, Vector256.Load(x3 + i), a3);
+            Sse.Prefetch0(w + i + 1024);
+            var low = Vector256.Load(w + i);
+            var high = Vector256.Load(w + i + 8);
+            a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
+            b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
+            a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
+            b1 = Fma.MultiplyAdd(high, Vector256.Load(x1 + i + 8), b1);
+            a2 = Fma.MultiplyAdd(low, Vector256.Load(x2 + i), a2);
+            b2 = Fma.MultiplyAdd(high, Vector256.Load(x2 + i + 8), b2);
+            a3 = Fma.MultiplyAdd(low, Vector256.Load(x3 + i), a3);
+            b3 = Fma.MultiplyAdd(high, Vector256.Load(x3 + i + 8), b3);
         }
 
-        s0 = Vector256.Sum(a0);
-        s1 = Vector256.Sum(a1);
-        s2 = Vector256.Sum(a2);
-        s3 = Vector256.Sum(a3);
+        s0 = Vector256.Sum(a0 + b0);
+        s1 = Vector256.Sum(a1 + b1);
+        s2 = Vector256.Sum(a2 + b2);
+        s3 = Vector256.Sum(a3 + b3);
         for (; i < k; i++)
         {
             s0 += w[i] * x0[i];
@@ -220,24 +240,30 @@ public static unsafe class CpuGemv
         return sum;
     }
 
+    /// <summary>Four rows at once with, per row, exactly <see cref="Bf16Dot1"/>'s arithmetic.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Bf16Dot4(ushort* w, float* x0, float* x1, float* x2, float* x3, int k, out float s0, out float s1, out float s2, out float s3)
     {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            Sse.Prefetch0(w + i + 1024);
             var (low, high) = Widen(w + i);
-            a0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0));
-            a1 = Fma.MultiplyAdd(high, Vector256.Load(x1 + i + 8), Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1));
-            a2 = Fma.MultiplyAdd(high, Vector256.Load(x2 + i + 8), Fma.MultiplyAdd(low, Vector256.Load(x2 + i), a2));
-            a3 = Fma.MultiplyAdd(high, Vector256.Load(x3 + i + 8), Fma.MultiplyAdd(low, Vector256.Load(x3 + i), a3));
+            a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
+            b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
+            a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
+            b1 = Fma.MultiplyAdd(high, Vector256.Load(x1 + i + 8), b1);
+            a2 = Fma.MultiplyAdd(low, Vector256.Load(x2 + i), a2);
+            b2 = Fma.MultiplyAdd(high, Vector256.Load(x2 + i + 8), b2);
+            a3 = Fma.MultiplyAdd(low, Vector256.Load(x3 + i), a3);
+            b3 = Fma.MultiplyAdd(high, Vector256.Load(x3 + i + 8), b3);
         }
 
-        s0 = Vector256.Sum(a0);
-        s1 = Vector256.Sum(a1);
-        s2 = Vector256.Sum(a2);
-        s3 = Vector256.Sum(a3);
+        s0 = Vector256.Sum(a0 + b0);
+        s1 = Vector256.Sum(a1 + b1);
+        s2 = Vector256.Sum(a2 + b2);
+        s3 = Vector256.Sum(a3 + b3);
         for (; i < k; i++)
         {
             var wi = Bf16(w[i]);

@@ -45,6 +45,36 @@ public sealed class Olmo2Attention : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// One decode step for R independent sequences, each with its own cache: x [R, 1, H], cos/sin [R, 1, D] -> [R, 1, H].
+    /// Projections are batched; attention runs per sequence exactly as a single-sequence step would.
+    /// </summary>
+    public Tensor ForwardRows(Tensor x, Tensor cos, Tensor sin, IReadOnlyList<KvCache> caches)
+    {
+        using var scope = NewDisposeScope();
+        var rows = x.shape[0];
+        var query = _qNorm.forward(_qProj.forward(x)).view(rows, 1, _heads, _headDim).transpose(1, 2); // [R, N, 1, D]
+        var key = _kNorm.forward(_kProj.forward(x)).view(rows, 1, _kvHeads, _headDim).transpose(1, 2); // [R, K, 1, D]
+        var value = _vProj.forward(x).view(rows, 1, _kvHeads, _headDim).transpose(1, 2); // [R, K, 1, D]
+        query = Olmo2RotaryEmbedding.Apply(query, cos, sin); // [R, N, 1, D]
+        key = Olmo2RotaryEmbedding.Apply(key, cos, sin); // [R, K, 1, D]
+        var outputs = new Tensor[rows];
+        for (var r = 0; r < rows; r++)
+        {
+            var (k, v) = caches[r].Append(_layerIndex, key.narrow(0, r, 1), value.narrow(0, r, 1)); // [1, K, S, D]
+            if (_kvHeads != _heads)
+            {
+                k = k.repeat_interleave(_heads / _kvHeads, 1); // [1, N, S, D]
+                v = v.repeat_interleave(_heads / _kvHeads, 1); // [1, N, S, D]
+            }
+
+            outputs[r] = nn.functional.scaled_dot_product_attention(query.narrow(0, r, 1), k, v); // [1, N, 1, D]
+        }
+
+        var merged = cat(outputs, 0).transpose(1, 2).reshape(rows, 1, _heads * _headDim); // [R, 1, N*D]
+        return _oProj.forward(merged).MoveToOuterDisposeScope(); // [R, 1, H]
+    }
+
     /// <summary>x [B, T, H] -> [B, T, H]</summary>
     public Tensor Forward(Tensor x, AttentionContext context)
     {

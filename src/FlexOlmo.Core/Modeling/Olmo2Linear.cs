@@ -34,6 +34,25 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input) => Apply(input, _weight);
 
     /// <summary>x W^T: the decode kernel for a few rows on the CPU without autograd, libtorch otherwise.</summary>
-    public static Tensor Apply(Tensor input, Tensor weight) =>
-        CpuGemv.Applies(input, weight) ? CpuGemv.Linear(input, weight) : nn.functional.linear(input, weight);
+    public static Tensor Apply(Tensor input, Tensor weight)
+    {
+        if (CpuGemv.Applies(input, weight))
+        {
+            return CpuGemv.Linear(input, weight);
+        }
+
+        var rows = input.numel() / input.shape[^1];
+        if (CpuGemv.RowInvariant && rows > 1 && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled())
+        {
+            // Row-invariant decoding: compute each row exactly as a one-row call would (batched GEMMs may block differently).
+            using var scope = NewDisposeScope();
+            var flat = input.reshape(rows, input.shape[^1]); // [M, in]
+            var parts = Enumerable.Range(0, (int)rows).Select(r => Apply(flat.narrow(0, r, 1), weight)).ToArray(); // M x [1, out]
+            var shape = input.shape.ToArray();
+            shape[^1] = weight.shape[0];
+            return cat(parts, 0).view(shape).MoveToOuterDisposeScope();
+        }
+
+        return nn.functional.linear(input, weight);
+    }
 }

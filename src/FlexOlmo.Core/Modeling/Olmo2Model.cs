@@ -39,6 +39,28 @@ public sealed class Olmo2Model : nn.Module
     public Olmo2RmsNorm Norm => _norm;
 
     /// <summary>
+    /// One decode step for R independent sequences, each with its own cache: ids [R, 1] at positions [R, 1] ->
+    /// final normed hidden states [R, 1, H]. Every cache advances by one.
+    /// </summary>
+    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias, RouterTrace? trace)
+    {
+        using var scope = NewDisposeScope();
+        var (cos, sin) = _rotary.Compute(positionIds); // [R, 1, D]
+        var h = _embedTokens.forward(inputIds); // [R, 1, H]
+        foreach (var layer in _layerArray)
+        {
+            h = layer.ForwardRows(h, cos, sin, caches, expertBias, trace); // [R, 1, H]
+        }
+
+        foreach (var cache in caches)
+        {
+            cache.Advance(1);
+        }
+
+        return _norm.forward(h).MoveToOuterDisposeScope(); // [R, 1, H]
+    }
+
+    /// <summary>
     /// ids [B, T] -> final normed hidden states [B, T, H].
     /// <paramref name="positionIds"/> [B, T] defaults to cache length + 0..T-1; <paramref name="keyMask"/> [B, S] marks real tokens.
     /// </summary>
