@@ -30,6 +30,7 @@ public static class FlexOlmoCli
             RevokeCommand.Create(),
             ComposeCommand.Create(),
             TuneRouterCommand.Create(),
+            ServeCommand.Create(),
         })
         {
             root.Subcommands.Add(command);

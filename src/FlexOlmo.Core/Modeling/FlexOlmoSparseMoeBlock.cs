@@ -69,6 +69,10 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         if (_topK == NumExperts && expertBias is null && !_normTopkProb && trace is not { RecordChoices: true })
         {
             output = DenseMixture(flat, probabilities); // [N, H]
+            for (var e = 0; e < NumExperts; e++)
+            {
+                trace?.AddUsage(e, flat.shape[0], NumExperts);
+            }
         }
         else
         {
@@ -83,7 +87,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
                 trace.AddChoices(topIndices, topWeights);
             }
 
-            output = Dispatch(flat, topIndices, topWeights); // [N, H]
+            output = Dispatch(flat, topIndices, topWeights, trace); // [N, H]
         }
 
         return output.view(batch, tokens, hidden).MoveToOuterDisposeScope(); // [B, T, H]
@@ -106,7 +110,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     /// Runs each expert on the tokens routed to it. Pairs are sorted by expert so each expert sees one contiguous
     /// slice; pairs with weight 0 (masked experts) are dropped, which is exact since they would add 0.
     /// </summary>
-    private Tensor Dispatch(Tensor flat, Tensor topIndices, Tensor topWeights)
+    private Tensor Dispatch(Tensor flat, Tensor topIndices, Tensor topWeights, RouterTrace? trace)
     {
         var k = topIndices.shape[1];
         var pairExpert = topIndices.reshape(-1); // [N*k]
@@ -115,6 +119,11 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         var order = routedExpert.argsort(); // [N*k]
         var counts = routedExpert.bincount(null, NumExperts + 1).cpu(); // [E+1]
         var perExpert = counts.data<long>().ToArray();
+        for (var e = 0; e < NumExperts; e++)
+        {
+            trace?.AddUsage(e, perExpert[e], NumExperts);
+        }
+
         var routed = perExpert.Take(NumExperts).Sum(); // M
         var output = zeros_like(flat); // [N, H]
         if (routed == 0)

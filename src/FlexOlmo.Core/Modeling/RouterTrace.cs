@@ -13,9 +13,36 @@ public sealed class RouterTrace : IDisposable
     private readonly List<Tensor> _logits = [];
     private readonly List<(Tensor Indices, Tensor Weights)> _choices = [];
 
-    public RouterTrace(bool recordChoices = false) => RecordChoices = recordChoices;
+    public RouterTrace(bool recordChoices = false, bool recordLogits = true, bool countUsage = false)
+    {
+        RecordChoices = recordChoices;
+        RecordLogits = recordLogits;
+        Usage = countUsage ? [] : null;
+    }
 
     public bool RecordChoices { get; }
+
+    public bool RecordLogits { get; }
+
+    /// <summary>Routings per expert, summed over layers and tokens (one per token, layer and chosen expert); null unless counting.</summary>
+    public long[]? Usage { get; private set; }
+
+    internal void AddUsage(int expert, long count, int experts)
+    {
+        if (Usage is null)
+        {
+            return;
+        }
+
+        if (Usage.Length < experts)
+        {
+            var grown = new long[experts];
+            Usage.CopyTo(grown, 0);
+            Usage = grown;
+        }
+
+        Usage[expert] += count;
+    }
 
     /// <summary>Router logits per layer, fp32 [N, E] (with the router bias, before expert masks).</summary>
     public IReadOnlyList<Tensor> Logits => _logits;
@@ -24,7 +51,13 @@ public sealed class RouterTrace : IDisposable
     public IReadOnlyList<(Tensor Indices, Tensor Weights)> Choices => _choices;
 
     /// <summary>Records one layer's router logits; the trace owns them from then on.</summary>
-    internal void AddLogits(Tensor logits) => _logits.Add(logits.DetachFromDisposeScope());
+    internal void AddLogits(Tensor logits)
+    {
+        if (RecordLogits)
+        {
+            _logits.Add(logits.DetachFromDisposeScope());
+        }
+    }
 
     internal void AddChoices(Tensor indices, Tensor weights) => _choices.Add((indices.DetachFromDisposeScope(), weights.DetachFromDisposeScope()));
 
