@@ -69,11 +69,7 @@ public static class CompletionEndpoints
         }
         finally
         {
-            metrics.Request(endpoint, status);
-            foreach (var sequence in sequences)
-            {
-                sequence.Dispose();
-            }
+            metrics.Request(endpoint, status); // sequences are freed by the engine thread, never here
         }
     }
 

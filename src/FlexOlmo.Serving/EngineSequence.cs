@@ -8,8 +8,12 @@ namespace FlexOlmo.Serving;
 /// <summary>A token as it is produced; the last event of a sequence carries its result.</summary>
 public sealed record SequenceEvent(int Token, string Text, GenerationResult? Done = null, string? Error = null);
 
-/// <summary>One prompt being served: its state, its requested experts, and the channel its tokens stream through.</summary>
-public sealed class EngineSequence : IDisposable
+/// <summary>
+/// One prompt being served: its state, its requested experts, and the channel its tokens stream through. Only the
+/// engine thread touches its native resources (KV cache, sampler) and frees them when it completes the sequence;
+/// the HTTP side only reads events (a client that leaves merely cancels <see cref="Aborted"/>).
+/// </summary>
+public sealed class EngineSequence
 {
     private readonly Channel<SequenceEvent> _events = Channel.CreateUnbounded<SequenceEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
@@ -58,11 +62,6 @@ public sealed class EngineSequence : IDisposable
         _events.Writer.TryComplete();
         Cache?.Dispose();
         Cache = null;
-    }
-
-    public void Dispose()
-    {
-        Cache?.Dispose();
         State.Dispose();
     }
 }

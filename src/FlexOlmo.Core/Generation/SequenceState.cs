@@ -119,5 +119,11 @@ public sealed class SequenceState : IDisposable
         return held;
     }
 
-    public void Dispose() => Sampler.Dispose();
+    public void Dispose()
+    {
+        if (!Finished)
+        {
+            Sampler.Dispose();
+        }
+    }
 }

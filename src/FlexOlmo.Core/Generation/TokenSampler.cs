@@ -10,6 +10,7 @@ public sealed class TokenSampler : IDisposable
 {
     private readonly SamplingOptions _options;
     private readonly Generator? _generator;
+    private bool _disposed;
 
     public TokenSampler(SamplingOptions options)
     {
@@ -49,5 +50,12 @@ public sealed class TokenSampler : IDisposable
         return (int)multinomial(probabilities, 1, generator: _generator).item<long>();
     }
 
-    public void Dispose() => _generator?.Dispose();
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _generator?.Dispose();
+        }
+    }
 }
