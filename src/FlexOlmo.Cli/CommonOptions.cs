@@ -24,6 +24,11 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "auto",
     };
 
+    public static Option<string?> TokenCache() => new("--token-cache")
+    {
+        Description = "Folder for tokenised copies of text data (default: ~/.cache/flexolmo/tokens, or $XDG_CACHE_HOME/flexolmo/tokens).",
+    };
+
     public static Option<bool> Json() => new("--json") { Description = "Print JSON instead of text." };
 
     public static Option<string?> ExcludeExperts() => new("--exclude-experts")

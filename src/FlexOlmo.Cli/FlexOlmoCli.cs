@@ -1,5 +1,6 @@
 using System.CommandLine;
 using FlexOlmo.Cli.Commands;
+using FlexOlmo.Cli.Demo;
 
 namespace FlexOlmo.Cli;
 
@@ -30,6 +31,8 @@ public static class FlexOlmoCli
             RevokeCommand.Create(),
             ComposeCommand.Create(),
             TuneRouterCommand.Create(),
+            EvalCommand.Create(),
+            DemoCommand.Create(),
             ServeCommand.Create(),
         })
         {
@@ -45,6 +48,14 @@ public static class FlexOlmoCli
         var parseResult = BuildRoot().Parse(args);
         // Ctrl-C cancels the token; long jobs then save a checkpoint, so give them time before the process is killed.
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromMinutes(5) };
+        return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a command inside another (the demo's stages): same output and cancellation, no process signal handling of its own.</summary>
+    internal static async Task<int> RunNestedAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var parseResult = BuildRoot().Parse(args);
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
         return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -11,12 +11,12 @@ internal static class TrainingDisplay
 {
     public static T Run<T>(CommandContext context, string title, Func<IProgress<string>, IProgress<TrainingProgress>, T> train)
     {
-        var log = new Reporter<string>(line => context.Error.WriteLine(line));
+        var log = new SyncProgress<string>(line => context.Error.WriteLine(line));
         var interactive = ReferenceEquals(context.Output, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
         if (!interactive)
         {
             long every = 0;
-            var progress = new Reporter<TrainingProgress>(p =>
+            var progress = new SyncProgress<TrainingProgress>(p =>
             {
                 every = every == 0 ? Math.Max(1, p.TotalSteps / 100) : every;
                 if (p.Step % every == 0 || p.Step == p.TotalSteps || p.Step == 1)
@@ -34,23 +34,17 @@ internal static class TrainingDisplay
             .Start(ctx =>
             {
                 var task = ctx.AddTask(title, maxValue: 1);
-                var progress = new Reporter<TrainingProgress>(p =>
+                var progress = new SyncProgress<TrainingProgress>(p =>
                 {
                     task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
                     task.Description = Markup.Escape($"{title} {Line(p)}");
                 });
-                result = train(new Reporter<string>(line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]")), progress);
+                result = train(new SyncProgress<string>(line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]")), progress);
             });
         return result;
     }
 
     private static string Line(TrainingProgress p) => Format.Invariant(
         $"step {p.Step}/{p.TotalSteps}  loss {p.Loss:0.000}  lr {p.Lr:0.00e+0}  {p.TokensPerSecond:0} tok/s  eta {p.Eta:hh\\:mm\\:ss}");
-
-    /// <summary>Reports synchronously on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -21,6 +21,8 @@ internal sealed class TrainingOptions
         ValFraction = new("--val-fraction") { Description = "Share of instances held out for validation.", DefaultValueFactory = _ => defaults.ValidationFraction };
         CheckpointEvery = new("--checkpoint-every") { Description = "Save a resumable checkpoint every N steps (0: only at the end and on Ctrl-C).", DefaultValueFactory = _ => defaults.CheckpointEvery };
         Resume = new("--resume") { Description = "Continue from the checkpoint in the output folder (same settings)." };
+        RouterZLoss = new("--router-z-loss") { Description = "Weight of the router z-loss (mean logsumexp(router logits)^2 per MoE layer).", DefaultValueFactory = _ => defaults.RouterZLoss };
+        LogitZLoss = new("--logit-z-loss") { Description = "Weight of the logit z-loss (mean logsumexp(logits)^2).", DefaultValueFactory = _ => defaults.LogitZLoss };
         TokenDtype = new("--token-dtype") { Description = "Id width of headerless token shards (.bin, raw .npy): uint16 or uint32 (default: by vocabulary size)." };
     }
 
@@ -48,9 +50,13 @@ internal sealed class TrainingOptions
 
     public Option<bool> Resume { get; }
 
+    public Option<double> RouterZLoss { get; }
+
+    public Option<double> LogitZLoss { get; }
+
     public Option<string?> TokenDtype { get; }
 
-    public IEnumerable<Option> All => [Steps, Tokens, SeqLen, BatchTokens, MicroBatch, Lr, Warmup, WeightDecay, Seed, ValFraction, CheckpointEvery, Resume, TokenDtype];
+    public IEnumerable<Option> All => [Steps, Tokens, SeqLen, BatchTokens, MicroBatch, Lr, Warmup, WeightDecay, Seed, ValFraction, CheckpointEvery, Resume, RouterZLoss, LogitZLoss, TokenDtype];
 
     public TrainingSettings Settings(ParseResult result, TrainingSettings defaults)
     {
@@ -72,6 +78,8 @@ internal sealed class TrainingOptions
             Seed = result.GetValue(Seed),
             ValidationFraction = result.GetValue(ValFraction),
             CheckpointEvery = result.GetValue(CheckpointEvery),
+            RouterZLoss = result.GetValue(RouterZLoss),
+            LogitZLoss = result.GetValue(LogitZLoss),
         };
     }
 

@@ -13,7 +13,7 @@ internal static class TransferDisplay
         {
             var reported = new HashSet<string>();
             var started = new Dictionary<string, DateTime>();
-            return await transfer(new Reporter(p =>
+            return await transfer(new SyncProgress<TransferProgress>(p =>
             {
                 started.TryAdd(p.File, DateTime.UtcNow);
                 if (p.Done >= p.Total && reported.Add(p.File))
@@ -32,7 +32,7 @@ internal static class TransferDisplay
             .StartAsync(async ctx =>
             {
                 var tasks = new Dictionary<string, ProgressTask>();
-                var progress = new Reporter(p =>
+                var progress = new SyncProgress<TransferProgress>(p =>
                 {
                     lock (tasks)
                     {
@@ -47,10 +47,5 @@ internal static class TransferDisplay
                 result = await transfer(progress).ConfigureAwait(false);
             }).ConfigureAwait(false);
         return result;
-    }
-
-    private sealed class Reporter(Action<TransferProgress> report) : IProgress<TransferProgress>
-    {
-        public void Report(TransferProgress value) => report(value);
     }
 }

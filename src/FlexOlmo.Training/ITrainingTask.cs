@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 
 namespace FlexOlmo.Training;
 
-/// <summary>A trainable parameter, with whether weight decay applies to it.</summary>
-public sealed record TrainableParameter(string Name, Parameter Parameter, bool Decay);
+/// <summary>A trainable parameter, with whether weight decay applies to it and its learning rate as a multiple of the schedule's.</summary>
+public sealed record TrainableParameter(string Name, Parameter Parameter, bool Decay, double LrScale = 1.0);
 
 /// <summary>What a training job supplies to <see cref="TrainingLoop"/>: the parameters it trains and its loss.</summary>
 public interface ITrainingTask

@@ -28,19 +28,11 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
         var masters = trainable.Select(t => t.Parameter.dtype == ScalarType.Float32
             ? t.Parameter
             : new Parameter(t.Parameter.detach().to(ScalarType.Float32).clone())).ToList();
-        var groups = new List<AdamW.ParamGroup>();
-        var decay = masters.Where((_, i) => trainable[i].Decay).ToList();
-        var noDecay = masters.Where((_, i) => !trainable[i].Decay).ToList();
-        if (decay.Count > 0)
-        {
-            groups.Add(new AdamW.ParamGroup(decay, new AdamW.Options { weight_decay = settings.WeightDecay, LearningRate = settings.Lr }));
-        }
-
-        if (noDecay.Count > 0)
-        {
-            groups.Add(new AdamW.ParamGroup(noDecay, new AdamW.Options { weight_decay = 0.0, LearningRate = settings.Lr }));
-        }
-
+        // One parameter group per (decay, learning-rate scale), in first-seen order so a resume finds the same groups.
+        var groupKeys = trainable.Select(t => (t.Decay, t.LrScale)).Distinct().ToList();
+        var groups = groupKeys.Select(k => new AdamW.ParamGroup(
+            masters.Where((_, i) => (trainable[i].Decay, trainable[i].LrScale) == k).ToList(),
+            new AdamW.Options { weight_decay = k.Decay ? settings.WeightDecay : 0.0, LearningRate = settings.Lr * k.LrScale })).ToList();
         using var optimizer = optim.AdamW(groups, settings.Lr, settings.Beta1, settings.Beta2, 1e-8, settings.WeightDecay);
         var schedule = new LearningRateSchedule(settings.Lr, Warmup, totalSteps, settings.FinalLrRatio);
         var checkpointFolder = Path.Combine(outputFolder, TrainingCheckpoint.FolderName);
@@ -78,9 +70,9 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
             }
 
             var lr = schedule.At(step);
-            foreach (var group in optimizer.ParamGroups)
+            foreach (var (group, index) in optimizer.ParamGroups.Select((g, i) => (g, i)))
             {
-                group.LearningRate = lr;
+                group.LearningRate = lr * groupKeys[index].LrScale;
             }
 
             optimizer.zero_grad();

@@ -36,6 +36,9 @@ public sealed record TrainingSettings
 
     public double RouterZLoss { get; init; } = 1e-3;
 
+    /// <summary>Expert training: the router rows' and bias's learning rate as a multiple of <see cref="Lr"/> (1 as the paper; 0 keeps the domain embedding).</summary>
+    public double RouterLrScale { get; init; } = 1.0;
+
     public long Seed { get; init; }
 
     public double ValidationFraction { get; init; } = 0.01;
@@ -73,6 +76,16 @@ public sealed record TrainingSettings
             throw new TrainingException($"--lr must be positive (got {Lr}).");
         }
 
+        if (RouterLrScale < 0 || double.IsNaN(RouterLrScale))
+        {
+            throw new TrainingException($"--router-lr-scale must be zero or positive (got {RouterLrScale}).");
+        }
+
+        if (RouterZLoss < 0 || LogitZLoss < 0 || double.IsNaN(RouterZLoss) || double.IsNaN(LogitZLoss))
+        {
+            throw new TrainingException($"--router-z-loss and --logit-z-loss must be zero or positive (got {RouterZLoss}, {LogitZLoss}).");
+        }
+
         if (Steps is < 1 || Tokens is < 1)
         {
             throw new TrainingException("--steps and --tokens must be positive.");
@@ -80,5 +93,5 @@ public sealed record TrainingSettings
     }
 
     /// <summary>What must not change between a run and its resume.</summary>
-    public string ResumeKey(long steps) => $"seq_len={SeqLen};batch_tokens={BatchTokens};micro_batch={MicroBatch};steps={steps};lr={Lr:R};warmup={Warmup};wd={WeightDecay:R};seed={Seed};val={ValidationFraction:R}";
+    public string ResumeKey(long steps) => $"seq_len={SeqLen};batch_tokens={BatchTokens};micro_batch={MicroBatch};steps={steps};lr={Lr:R};warmup={Warmup};wd={WeightDecay:R};seed={Seed};val={ValidationFraction:R};zr={RouterZLoss:R};zl={LogitZLoss:R};rlr={RouterLrScale:R}";
 }

@@ -27,12 +27,13 @@ internal static class EmbedDomainCommand
     private static readonly Option<long> Seed = new("--seed") { DefaultValueFactory = _ => 0L };
     private static readonly Option<string> Device = CommonOptions.Device();
     private static readonly Option<string> DType = CommonOptions.DType();
+    private static readonly Option<string?> TokenCacheFolder = CommonOptions.TokenCache();
 
     public static Command Create()
     {
         var command = new Command("embed-domain", "Compute a domain's router embedding (the mean embedding of sampled documents).")
         {
-            Anchor, Data, Vector, Out, Samples, SeqLen, Seed, Device, DType,
+            Anchor, Data, Vector, Out, Samples, SeqLen, Seed, Device, DType, TokenCacheFolder,
         };
         command.SetAction((parseResult, ct) => CommandRunner.Run(parseResult, needsTorch: true, Run, ct));
         return command;
@@ -64,7 +65,7 @@ internal static class EmbedDomainCommand
         {
             var eos = GenerationDefaults.EosTokenIds(anchor.ModelFolder, config) is { Count: > 0 } ids ? ids[0] : throw new FlexOlmoException($"{anchor.ModelFolder}: no eos_token_id.");
             var tokenizer = TokenizerLoader.TryLoad(anchor.ModelFolder, config) ?? new Dolma2Tokenizer();
-            var cache = new TokenCache(TokenCache.DefaultFolder, tokenizer, eos);
+            var cache = new TokenCache(context.Get(TokenCacheFolder) ?? TokenCache.DefaultFolder, tokenizer, eos);
             using var dataset = new TokenDataset(cache.Prepare(DataFiles.Expand(data), config.VocabSize > 65536 ? 4 : 2, new Progress<string>(l => context.Error.WriteLine(l)), context.CancellationToken), config.VocabSize);
             using var model = CheckpointLoader.Load(anchor.ModelFolder, TorchRuntime.ResolveDevice(context.Get(Device)), TorchRuntime.ResolveDType(context.Get(DType), config.StorageDType));
             embedding = DomainEmbedder.FromModel(model, dataset, eos, context.Get(Samples), Math.Min(context.Get(SeqLen), config.MaxPositionEmbeddings), context.Get(Seed), context.CancellationToken);

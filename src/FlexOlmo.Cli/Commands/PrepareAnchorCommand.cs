@@ -18,12 +18,13 @@ internal static class PrepareAnchorCommand
     private static readonly Option<long> Seed = new("--seed") { DefaultValueFactory = _ => 0L, Description = "Seed of the document sample and of any projection." };
     private static readonly Option<string> Device = CommonOptions.Device();
     private static readonly Option<string> DType = CommonOptions.DType();
+    private static readonly Option<string?> TokenCacheFolder = CommonOptions.TokenCache();
 
     public static Command Create()
     {
         var command = new Command("prepare-anchor", "Make an anchor from a dense OLMo-2 model: the model, its public router embedding r_pub, and a fingerprinted anchor.json.")
         {
-            Model, PublicData, RouterEmbedding, Out, Name, Description, Reference, Samples, SeqLen, Seed, Device, DType,
+            Model, PublicData, RouterEmbedding, Out, Name, Description, Reference, Samples, SeqLen, Seed, Device, DType, TokenCacheFolder,
         };
         command.SetAction((parseResult, ct) => CommandRunner.Run(parseResult, needsTorch: true, Run, ct));
         return command;
@@ -46,6 +47,7 @@ internal static class PrepareAnchorCommand
                 Seed = context.Get(Seed),
                 Device = context.Get(Device),
                 DType = context.Get(DType),
+                TokenCache = context.Get(TokenCacheFolder),
             },
             new Progress<string>(line => context.Error.WriteLine(line)),
             context.CancellationToken);

@@ -15,12 +15,13 @@ internal static class PretrainCommand
     private static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "dolma2 or a tokenizer.json (copied into the model folder)." };
     private static readonly Option<string> Device = CommonOptions.Device();
     private static readonly Option<string> DType = new("--dtype") { Description = "float32 or bfloat16.", DefaultValueFactory = _ => "float32" };
+    private static readonly Option<string?> TokenCacheFolder = CommonOptions.TokenCache();
 
     public static Command Create()
     {
         var command = new Command("pretrain", "Train a small dense OLMo-2 from scratch (all weights, weight decay 0.1) into a Hugging Face checkpoint folder.")
         {
-            Config, Data, Out, Tokenizer, Device, DType,
+            Config, Data, Out, Tokenizer, Device, DType, TokenCacheFolder,
         };
         foreach (var option in Training.All)
         {
@@ -44,6 +45,7 @@ internal static class PretrainCommand
             DType = context.Get(DType),
             Resume = context.ParseResult.GetValue(Training.Resume),
             RawTokenBytes = Training.RawTokenBytes(context.ParseResult),
+            TokenCache = context.Get(TokenCacheFolder),
         };
         var (outcome, perplexity) = TrainingDisplay.Run(context, "pretrain", (log, progress) => Pretrainer.Train(request, log, progress, context.CancellationToken));
         if (outcome.Interrupted)

@@ -22,14 +22,21 @@ internal static class TrainExpertCommand
     private static readonly Option<string> Owner = new("--owner") { Description = "Who owns this expert.", DefaultValueFactory = _ => Environment.UserName };
     private static readonly Option<string> License = new("--license") { Description = "SPDX licence expression of the expert.", DefaultValueFactory = _ => "LicenseRef-unspecified" };
     private static readonly Option<string?> Description = new("--description") { Description = "What the expert knows." };
+    private static readonly Option<double> RouterLrScale = new("--router-lr-scale")
+    {
+        Description = "Learning rate of the router row and bias as a multiple of --lr (1 as the paper; lower keeps routing closer to the domain embedding, which helps small models).",
+        DefaultValueFactory = _ => 1.0,
+    };
+
     private static readonly Option<string> Device = CommonOptions.Device();
     private static readonly Option<string> DType = CommonOptions.DType();
+    private static readonly Option<string?> TokenCacheFolder = CommonOptions.TokenCache();
 
     public static Command Create()
     {
         var command = new Command("train-expert", "Train your FFN expert on your own data against a frozen public anchor (the data never leaves this machine).")
         {
-            Anchor, Data, Name, Version, Out, RouterEmbedding, Samples, Owner, License, Description, Device, DType,
+            Anchor, Data, Name, Version, Out, RouterEmbedding, Samples, Owner, License, Description, RouterLrScale, Device, DType, TokenCacheFolder,
         };
         foreach (var option in Training.All)
         {
@@ -54,11 +61,12 @@ internal static class TrainExpertCommand
             Owner = context.Get(Owner),
             License = context.Get(License),
             Description = context.Get(Description),
-            Settings = Training.Settings(context.ParseResult, Defaults),
+            Settings = Training.Settings(context.ParseResult, Defaults) with { RouterLrScale = context.Get(RouterLrScale) },
             Device = context.Get(Device),
             DType = context.Get(DType),
             Resume = context.ParseResult.GetValue(Training.Resume),
             RawTokenBytes = Training.RawTokenBytes(context.ParseResult),
+            TokenCache = context.Get(TokenCacheFolder),
         };
         var result = TrainingDisplay.Run(context, $"expert {request.Name}", (log, progress) => ExpertTrainer.Train(request, log, progress, context.CancellationToken));
         if (result.Outcome.Interrupted)
@@ -72,6 +80,12 @@ internal static class TrainExpertCommand
         if (result.Validation is { } v)
         {
             context.Output.WriteLine(Format.Invariant($"validation perplexity: anchor alone {v.AnchorPerplexity:0.00}, anchor + expert {v.ExpertPerplexity:0.00} ({v.Tokens} held-out tokens)"));
+            if (v.ExpertPerplexity >= v.AnchorPerplexity)
+            {
+                context.Error.WriteLine(
+                    "warning: the expert does not beat the anchor on your held-out data. Train on more tokens (--tokens) or raise --lr; " +
+                    "for small models, --router-z-loss 0 and --router-lr-scale 0.1 help (see README, 'Small models').");
+            }
         }
 
         context.Output.WriteLine($"next: flexolmo publish {result.OutFolder}");

@@ -14,10 +14,11 @@ internal static class TuneRouterCommand
     private static readonly Option<string> Out = new("--out") { Description = "New composed model folder.", Required = true };
     private static readonly Option<string> Device = CommonOptions.Device();
     private static readonly Option<string> DType = CommonOptions.DType();
+    private static readonly Option<string?> TokenCacheFolder = CommonOptions.TokenCache();
 
     public static Command Create()
     {
-        var command = new Command("tune-router", "Tune the router rows of a composed model on proxy data (everything else frozen, all experts active).") { Model, Data, Out, Device, DType };
+        var command = new Command("tune-router", "Tune the router rows of a composed model on proxy data (everything else frozen, all experts active).") { Model, Data, Out, Device, DType, TokenCacheFolder };
         foreach (var option in Training.All.Where(o => o != Training.Resume))
         {
             command.Options.Add(option);
@@ -37,6 +38,7 @@ internal static class TuneRouterCommand
             Settings = Training.Settings(context.ParseResult, Defaults),
             Device = context.Get(Device),
             DType = context.Get(DType),
+            TokenCache = context.Get(TokenCacheFolder),
         };
         var outcome = TrainingDisplay.Run(context, "tune-router", (log, progress) => RouterTuner.Tune(request, log, progress, context.CancellationToken));
         if (outcome.Interrupted)

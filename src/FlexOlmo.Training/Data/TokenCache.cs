@@ -24,6 +24,7 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
     public IReadOnlyList<TokenSource> Prepare(IReadOnlyList<string> files, int rawElementSize, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
     {
         var sources = new List<TokenSource>();
+        var (fresh, freshTokens) = (0, 0L);
         foreach (var file in files)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -33,7 +34,14 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
                 continue;
             }
 
-            sources.Add(Tokenize(file, progress, cancellationToken));
+            var (source, tokenised) = Tokenize(file, progress, cancellationToken);
+            sources.Add(source);
+            (fresh, freshTokens) = tokenised ? (fresh + 1, freshTokens + source.Tokens) : (fresh, freshTokens);
+        }
+
+        if (fresh > 0)
+        {
+            progress?.Report($"tokenised {fresh} file(s) into {freshTokens} tokens (cached in {Folder})");
         }
 
         if (sources.Sum(s => s.Tokens) == 0)
@@ -44,7 +52,10 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
         return sources;
     }
 
-    private TokenSource Tokenize(string file, IProgress<string>? progress, CancellationToken cancellationToken)
+    /// <summary>Files this large get a line of their own while they are tokenised; smaller ones only count in the summary.</summary>
+    private const long AnnouncedFileBytes = 16 << 20;
+
+    private (TokenSource Source, bool Tokenised) Tokenize(string file, IProgress<string>? progress, CancellationToken cancellationToken)
     {
         var info = new FileInfo(file);
         var key = Key(info);
@@ -54,10 +65,14 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(meta));
             var documents = document.RootElement.GetProperty("documents").GetInt64();
-            return new TokenSource(cached, 0, new FileInfo(cached).Length / 4, 4, documents);
+            return (new TokenSource(cached, 0, new FileInfo(cached).Length / 4, 4, documents), false);
         }
 
-        progress?.Report($"tokenising {file}");
+        if (info.Length >= AnnouncedFileBytes)
+        {
+            progress?.Report($"tokenising {file} ({info.Length >> 20} MiB)");
+        }
+
         Directory.CreateDirectory(Folder);
         long tokens = 0;
         long documentCount = 0;
@@ -84,7 +99,7 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
             }
         });
         AtomicFile.WriteAllText(meta, JsonSerializer.Serialize(new { source = file, tokens, documents = documentCount, tokenizer = tokenizer.Name }));
-        return new TokenSource(cached, 0, tokens, 4, documentCount);
+        return (new TokenSource(cached, 0, tokens, 4, documentCount), true);
     }
 
     private string Key(FileInfo info)

@@ -2,7 +2,9 @@ using System.Text.RegularExpressions;
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
+using FlexOlmo.Core.Native;
 using FlexOlmo.Formats.Safetensors;
+using FlexOlmo.Packages;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -51,6 +53,66 @@ public static partial class ExpertModel
         }
 
         return model;
+    }
+
+    /// <summary>
+    /// The 2-expert model of a published package on its anchor: the anchor's weights, r_pub, and the package's FFN
+    /// and router rows per layer. The router bias is left at zero, as composition leaves it out of routing, so this
+    /// model routes exactly as the package will inside a composed model.
+    /// </summary>
+    public static Olmo2ForCausalLM Load(AnchorPackage anchor, ExpertPackage expert, Device device, ScalarType? dtype = null)
+    {
+        var manifest = expert.Manifest.Value;
+        if (manifest.Anchor.Fingerprint != anchor.Fingerprint)
+        {
+            throw new TrainingException(
+                $"{expert.Folder}: expert {manifest.Reference} was trained against anchor {manifest.Anchor.Name ?? "?"} ({manifest.Anchor.Fingerprint}), " +
+                $"but {anchor.Folder} is {anchor.Manifest.Value.Name} ({anchor.Fingerprint}); give the anchor it was trained on.");
+        }
+
+        var anchorConfig = ModelConfig.Load(anchor.ModelFolder);
+        var (publicEmbedding, _) = RouterEmbeddingFile.Read(anchor.RouterEmbeddingPath);
+        using var anchorWeights = SafetensorsCheckpoint.Open(anchor.ModelFolder);
+        using var expertWeights = SafetensorsCheckpoint.Open(expert.WeightsPath);
+        var model = Build(anchorConfig, anchorWeights, publicEmbedding, publicEmbedding, device, dtype ?? TorchRuntime.ResolveDType("auto", anchorConfig.StorageDType));
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var (layer, index) in model.Model.Layers.Select((l, i) => (l, i)))
+            {
+                var moe = layer.Moe!;
+                var owner = moe.Experts[OwnerExpert];
+                Copy(expertWeights, ExpertTensorNames.Ffn(index, "gate_proj"), owner.GateProj.Weight);
+                Copy(expertWeights, ExpertTensorNames.Ffn(index, "up_proj"), owner.UpProj.Weight);
+                Copy(expertWeights, ExpertTensorNames.Ffn(index, "down_proj"), owner.DownProj.Weight);
+                using var routerRow = moe.Gate.Weight[OwnerExpert]; // [H], a view of the router's row
+                Copy(expertWeights, ExpertTensorNames.RouterEmbedding(index), routerRow);
+            }
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+
+        return model;
+    }
+
+    private static void Copy(SafetensorsCheckpoint source, string name, Tensor target)
+    {
+        if (!source.Contains(name))
+        {
+            throw new TrainingException($"{source.Source}: has no tensor '{name}'; the expert package is incomplete or from another tool.");
+        }
+
+        var (file, info) = source.Locate(name);
+        if (!info.Shape.SequenceEqual(target.shape))
+        {
+            throw new TrainingException($"{source.Source}: '{name}' has shape [{string.Join(",", info.Shape)}], the anchor needs [{string.Join(",", target.shape)}].");
+        }
+
+        using var tensor = TensorBytes.Read(file, info, 0, info.Shape);
+        target.copy_(tensor.to(target.dtype));
     }
 
     /// <summary>The anchor tensor a parameter of the 2-expert model starts from (both experts read the dense MLP).</summary>

@@ -38,8 +38,8 @@ public sealed class ExpertTrainingTask : ITrainingTask
 
             moe.Gate.Weight.requires_grad = true;
             moe.RouterBias!.requires_grad = true;
-            trainable.Add(new TrainableParameter($"layers.{index}.router.rows", moe.Gate.Weight, Decay: false));
-            trainable.Add(new TrainableParameter($"layers.{index}.router.bias", moe.RouterBias, Decay: false));
+            trainable.Add(new TrainableParameter($"layers.{index}.router.rows", moe.Gate.Weight, Decay: false, settings.RouterLrScale));
+            trainable.Add(new TrainableParameter($"layers.{index}.router.bias", moe.RouterBias, Decay: false, settings.RouterLrScale));
         }
 
         Trainable = trainable;

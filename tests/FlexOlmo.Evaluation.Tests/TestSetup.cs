@@ -1,0 +1,12 @@
+using System.Runtime.CompilerServices;
+using FlexOlmo.Core.Native;
+
+namespace FlexOlmo.Evaluation.Tests;
+
+internal static class TestSetup
+{
+#pragma warning disable CA2255 // a test assembly is an application: load libtorch before any test touches a tensor
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void LoadNativeLibraries() => TorchNative.Initialize();
+}
