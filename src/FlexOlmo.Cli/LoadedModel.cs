@@ -32,16 +32,14 @@ internal sealed class LoadedModel : IDisposable
     /// <summary>The tokenizer, or a clear error when text was given for a model without one.</summary>
     public ITextTokenizer RequireTokenizer() => Tokenizer ?? TokenizerLoader.Load(Folder, Model.Config);
 
-    /// <summary>Expert names in router order, or null when the folder has no sidecar.</summary>
+    /// <summary>Expert names in router order (the sidecar's, else public, expert-1, ...); null for a dense model.</summary>
     public IReadOnlyList<string>? ExpertNames { get; }
 
     public static LoadedModel Load(string folder, string device, string dtype)
     {
         var config = ModelConfig.Load(folder);
         var model = CheckpointLoader.Load(folder, TorchRuntime.ResolveDevice(device), TorchRuntime.ResolveDType(dtype, config.StorageDType));
-        var sidecar = ComposedSidecar.TryLoad(folder);
-        var names = sidecar is not null && sidecar.Experts.Count == config.NumExperts ? sidecar.ExpertNames : null;
-        return new LoadedModel(folder, model, names);
+        return new LoadedModel(folder, model, config.IsMoe ? ComposedSidecar.ExpertNamesOf(folder, config.NumExperts) : null);
     }
 
     /// <summary>The expert set the include/exclude options ask for; null for a dense model or when neither is given.</summary>

@@ -112,11 +112,7 @@ public sealed class EvaluatedModel : IDisposable
             return new EvaluatedModel(path, kind ?? EvaluatedKind.Dense, model, [ComposedSidecar.PublicName], folder);
         }
 
-        var sidecar = ComposedSidecar.TryLoad(folder);
-        var names = sidecar is not null && sidecar.Experts.Count == config.NumExperts
-            ? sidecar.ExpertNames
-            : Enumerable.Range(0, config.NumExperts).Select(i => i == 0 ? ComposedSidecar.PublicName : $"expert{i}").ToList();
-        return new EvaluatedModel(path, EvaluatedKind.Composed, model, names, folder);
+        return new EvaluatedModel(path, EvaluatedKind.Composed, model, ComposedSidecar.ExpertNamesOf(folder, config.NumExperts), folder);
     }
 
     public void Dispose() => Model.Dispose();

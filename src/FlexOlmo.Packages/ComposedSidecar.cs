@@ -37,6 +37,13 @@ public sealed record ComposedSidecar(
 
     public IReadOnlyList<string> ExpertNames => Experts.Select(e => e.Name).ToList();
 
+    /// <summary>The name of expert <paramref name="index"/> in a model without a sidecar: "public" for 0, then "expert-N".</summary>
+    public static string DefaultName(int index) => index == 0 ? PublicName : $"expert-{index}";
+
+    /// <summary>Expert names of a FlexOlmo model folder in router order: its sidecar's when they fit, else <see cref="DefaultName"/>.</summary>
+    public static IReadOnlyList<string> ExpertNamesOf(string folder, int numExperts) =>
+        TryLoad(folder) is { } sidecar && sidecar.Experts.Count == numExperts ? sidecar.ExpertNames : Enumerable.Range(0, numExperts).Select(DefaultName).ToList();
+
     /// <summary>The sidecar of a model folder, or null when it has none (any Hugging Face FlexOlmo checkpoint).</summary>
     public static ComposedSidecar? TryLoad(string folder)
     {

@@ -55,7 +55,7 @@ public sealed class ModelHost : IDisposable
         var experts = !config.IsMoe ? []
             : sidecar is not null && sidecar.Experts.Count == config.NumExperts
                 ? sidecar.Experts.Select(e => new ServedExpert(e.Index, e.Name, e.Version, e.Owner, e.License)).ToList()
-                : Enumerable.Range(0, config.NumExperts).Select(i => new ServedExpert(i, i == 0 ? ComposedSidecar.PublicName : $"expert-{i}", null, "unknown", "unknown")).ToList();
+                : Enumerable.Range(0, config.NumExperts).Select(i => new ServedExpert(i, ComposedSidecar.DefaultName(i), null, "unknown", "unknown")).ToList();
         var name = options.ModelName ?? sidecar?.Name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Model)));
         return new ModelHost(
             options.Model,
