@@ -25,6 +25,7 @@ public static class PerplexityHeatmap
             }
         }
 
+        var darkFrom = 1 + (0.5 * (ratios.Cast<double>().Max() - 1)); // white labels on the darker half of the colour scale
         var plot = new Plot();
         var heatmap = plot.Add.Heatmap(ratios);
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis().Reversed();
@@ -37,7 +38,7 @@ public static class PerplexityHeatmap
                 var text = plot.Add.Text(report[report.Masks[r], report.Domains[c]].ToString("0.0", CultureInfo.InvariantCulture), c, RowY(r, rows));
                 text.Alignment = Alignment.MiddleCenter;
                 text.LabelFontSize = 13;
-                text.LabelFontColor = ratios[r, c] < 1 + (0.5 * (ratios.Cast<double>().Max() - 1)) ? Colors.Black : Colors.White;
+                text.LabelFontColor = ratios[r, c] < darkFrom ? Colors.Black : Colors.White;
             }
         }
 

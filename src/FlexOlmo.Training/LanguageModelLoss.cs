@@ -11,6 +11,18 @@ namespace FlexOlmo.Training;
 /// </summary>
 public static class LanguageModelLoss
 {
+    /// <summary>
+    /// The loss of a batch of instances [B, L+1] (inputs [:, :-1], labels [:, 1:]), with the router z-loss over every
+    /// MoE layer of a FlexOlmo model: what every training task minimises.
+    /// </summary>
+    public static (Tensor Total, Tensor CrossEntropy) OfBatch(Olmo2ForCausalLM model, Tensor batch, TrainingSettings settings)
+    {
+        var length = batch.shape[1] - 1;
+        using var trace = model.Config.IsMoe ? new RouterTrace() : null;
+        var logits = model.Forward(batch.narrow(1, 0, length), new ForwardOptions { Trace = trace }); // [B, L, V]
+        return Compute(logits, batch.narrow(1, 1, length), settings.LogitZLoss, trace, settings.RouterZLoss);
+    }
+
     /// <summary>(total loss to backpropagate, cross-entropy alone).</summary>
     public static (Tensor Total, Tensor CrossEntropy) Compute(Tensor logits, Tensor labels, double logitZLoss, RouterTrace? trace, double routerZLoss)
     {

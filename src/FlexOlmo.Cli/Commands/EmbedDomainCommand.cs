@@ -1,12 +1,7 @@
 using System.CommandLine;
-using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
-using FlexOlmo.Core.Generation;
-using FlexOlmo.Core.Native;
-using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Formats;
 using FlexOlmo.Packages;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Embedding;
 
 namespace FlexOlmo.Cli.Commands;
@@ -50,28 +45,11 @@ internal static class EmbedDomainCommand
             throw new FlexOlmoException("Give --data (documents to embed) or --vector (an external embedding), not both.");
         }
 
-        float[] embedding;
-        RouterEmbeddingProvenance provenance;
-        if (vectorPath is not null)
-        {
-            var (vector, _) = RouterEmbeddingFile.Read(vectorPath);
-            var digest = FileDigest.Compute(Path.GetDirectoryName(Path.GetFullPath(vectorPath))!, Path.GetFileName(vectorPath)).Sha256;
-            var seed = context.Get(Seed);
-            (embedding, provenance) = vector.Length == config.HiddenSize
-                ? (vector, new RouterEmbeddingProvenance("external", vector.Length, Source: Path.GetFileName(vectorPath), SourceSha256: digest))
-                : (OrthogonalProjection.Project(vector, config.HiddenSize, seed), new RouterEmbeddingProvenance("external", config.HiddenSize, Source: Path.GetFileName(vectorPath), SourceSha256: digest, Projection: new Projection("orthogonal", vector.Length, seed)));
-        }
-        else
-        {
-            var eos = GenerationDefaults.EosTokenIds(anchor.ModelFolder, config) is { Count: > 0 } ids ? ids[0] : throw new FlexOlmoException($"{anchor.ModelFolder}: no eos_token_id.");
-            var tokenizer = TokenizerLoader.TryLoad(anchor.ModelFolder, config) ?? new Dolma2Tokenizer();
-            var cache = new TokenCache(context.Get(TokenCacheFolder) ?? TokenCache.DefaultFolder, tokenizer, eos);
-            using var dataset = new TokenDataset(cache.Prepare(DataFiles.Expand(data), config.VocabSize > 65536 ? 4 : 2, new Progress<string>(l => context.Error.WriteLine(l)), context.CancellationToken), config.VocabSize);
-            using var model = CheckpointLoader.Load(anchor.ModelFolder, TorchRuntime.ResolveDevice(context.Get(Device)), TorchRuntime.ResolveDType(context.Get(DType), config.StorageDType));
-            embedding = DomainEmbedder.FromModel(model, dataset, eos, context.Get(Samples), Math.Min(context.Get(SeqLen), config.MaxPositionEmbeddings), context.Get(Seed), context.CancellationToken);
-            provenance = new RouterEmbeddingProvenance("anchor-mean-hidden", embedding.Length, Samples: context.Get(Samples));
-        }
-
+        var (embedding, provenance) = vectorPath is not null
+            ? RouterEmbeddingSource.FromFile(vectorPath, config.HiddenSize, context.Get(Seed))
+            : RouterEmbeddingSource.FromDocuments(
+                anchor.ModelFolder, data, context.Get(Samples), context.Get(SeqLen), context.Get(Seed), context.Get(Device), context.Get(DType), context.Get(TokenCacheFolder),
+                new SyncProgress<string>(l => context.Error.WriteLine(l)), context.CancellationToken);
         RouterEmbeddingFile.Write(context.Get(Out), embedding, provenance);
         context.Output.WriteLine(Format.Invariant($"router embedding ({embedding.Length} values, norm {Math.Sqrt(embedding.Sum(v => (double)v * v)):0.000}, {provenance.Method}) written to {context.Get(Out)}"));
         return 0;

@@ -130,9 +130,10 @@ internal static class DemoCommand
 
             Stage(7, "The assembler writes a recipe of the experts whose owners opted in, and composes the model");
             var recipe = In("recipe.yaml");
-            File.WriteAllText(recipe, RecipeText());
+            var recipeText = RecipeText();
+            File.WriteAllText(recipe, recipeText);
             Output.WriteLine($"  {recipe}:");
-            foreach (var line in RecipeText().TrimEnd().Split('\n'))
+            foreach (var line in recipeText.TrimEnd().Split('\n'))
             {
                 Output.WriteLine($"    {line}");
             }

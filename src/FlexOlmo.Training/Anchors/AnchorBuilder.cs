@@ -1,11 +1,6 @@
-using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
-using FlexOlmo.Core.Generation;
-using FlexOlmo.Core.Native;
-using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Formats;
 using FlexOlmo.Packages;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Embedding;
 
 namespace FlexOlmo.Training.Anchors;
@@ -112,27 +107,8 @@ public static class AnchorBuilder
                 || name.EndsWith(".txt", StringComparison.Ordinal) || name.EndsWith(".model", StringComparison.Ordinal) || name.EndsWith(".jinja", StringComparison.Ordinal));
     }
 
-    private static (float[], RouterEmbeddingProvenance) PublicEmbedding(AnchorRequest request, ModelConfig config, IProgress<string>? log, CancellationToken cancellationToken)
-    {
-        if (request.RouterEmbedding is { } path)
-        {
-            var (vector, provenance) = RouterEmbeddingFile.Read(path);
-            var digest = FileDigest.Compute(Path.GetDirectoryName(Path.GetFullPath(path))!, Path.GetFileName(path)).Sha256;
-            return vector.Length == config.HiddenSize
-                ? (vector, provenance ?? new RouterEmbeddingProvenance("external", vector.Length, Source: Path.GetFileName(path), SourceSha256: digest))
-                : (OrthogonalProjection.Project(vector, config.HiddenSize, request.Seed),
-                   new RouterEmbeddingProvenance("external", config.HiddenSize, Source: Path.GetFileName(path), SourceSha256: digest, Projection: new Projection("orthogonal", vector.Length, request.Seed)));
-        }
-
-        var eos = GenerationDefaults.EosTokenIds(request.Model, config) is { Count: > 0 } ids ? ids[0] : throw new TrainingException($"{request.Model}: config.json has no eos_token_id.");
-        var tokenizer = TokenizerLoader.TryLoad(request.Model, config) ?? new Dolma2Tokenizer();
-        var files = DataFiles.Expand(request.PublicData);
-        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, tokenizer, eos);
-        using var data = new TokenDataset(cache.Prepare(files, config.VocabSize > 65536 ? 4 : 2, log, cancellationToken), config.VocabSize);
-        var device = TorchRuntime.ResolveDevice(request.Device);
-        using var model = CheckpointLoader.Load(request.Model, device, TorchRuntime.ResolveDType(request.DType, config.StorageDType));
-        log?.Report($"r_pub: mean of the model's mean-pooled hidden states over up to {request.Samples} public documents");
-        var embedding = DomainEmbedder.FromModel(model, data, eos, request.Samples, Math.Min(request.SeqLen, config.MaxPositionEmbeddings), request.Seed, cancellationToken);
-        return (embedding, new RouterEmbeddingProvenance("anchor-mean-hidden", embedding.Length, Samples: request.Samples));
-    }
+    private static (float[], RouterEmbeddingProvenance) PublicEmbedding(AnchorRequest request, ModelConfig config, IProgress<string>? log, CancellationToken cancellationToken) =>
+        request.RouterEmbedding is { } path
+            ? RouterEmbeddingSource.FromFile(path, config.HiddenSize, request.Seed, log)
+            : RouterEmbeddingSource.FromDocuments(request.Model, request.PublicData, request.Samples, request.SeqLen, request.Seed, request.Device, request.DType, request.TokenCache, log, cancellationToken);
 }

@@ -132,18 +132,7 @@ public static class ExpertTrainer
     {
         if (request.RouterEmbedding is { } path)
         {
-            var (vector, provenance) = RouterEmbeddingFile.Read(path);
-            if (vector.Length == anchorConfig.HiddenSize)
-            {
-                return (vector, provenance ?? new RouterEmbeddingProvenance("external", vector.Length, Source: Path.GetFileName(path), SourceSha256: FileDigest.Compute(Path.GetDirectoryName(Path.GetFullPath(path))!, Path.GetFileName(path)).Sha256));
-            }
-
-            var seed = request.Settings.Seed;
-            log?.Report($"router embedding: {path} has width {vector.Length}; projecting to {anchorConfig.HiddenSize} with a seeded orthogonal projection (seed {seed})");
-            return (OrthogonalProjection.Project(vector, anchorConfig.HiddenSize, seed), new RouterEmbeddingProvenance(
-                "external", anchorConfig.HiddenSize, Source: Path.GetFileName(path),
-                SourceSha256: FileDigest.Compute(Path.GetDirectoryName(Path.GetFullPath(path))!, Path.GetFileName(path)).Sha256,
-                Projection: new Projection("orthogonal", vector.Length, seed)));
+            return RouterEmbeddingSource.FromFile(path, anchorConfig.HiddenSize, request.Settings.Seed, log);
         }
 
         log?.Report($"router embedding: mean of the anchor's mean-pooled hidden states over up to {request.Samples} documents of the data");

@@ -20,12 +20,7 @@ public sealed class PretrainingTask : ITrainingTask
 
     public IReadOnlyList<TrainableParameter> Trainable { get; }
 
-    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch)
-    {
-        var length = batch.shape[1] - 1;
-        var logits = _model.Forward(batch.narrow(1, 0, length)); // [B, L, V]
-        return LanguageModelLoss.Compute(logits, batch.narrow(1, 1, length), _settings.LogitZLoss, null, 0);
-    }
+    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch) => LanguageModelLoss.OfBatch(_model, batch, _settings);
 
     public void AfterBackward()
     {

@@ -34,13 +34,7 @@ public sealed class RouterTuningTask : ITrainingTask
 
     public IReadOnlyList<TrainableParameter> Trainable { get; }
 
-    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch)
-    {
-        var length = batch.shape[1] - 1;
-        using var trace = new RouterTrace();
-        var logits = _model.Forward(batch.narrow(1, 0, length), new ForwardOptions { Trace = trace }); // [B, L, V]
-        return LanguageModelLoss.Compute(logits, batch.narrow(1, 1, length), _settings.LogitZLoss, trace, _settings.RouterZLoss);
-    }
+    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch) => LanguageModelLoss.OfBatch(_model, batch, _settings);
 
     public void AfterBackward()
     {

@@ -1,8 +1,6 @@
 using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using FlexOlmo.Core.Tokenization;
-using FlexOlmo.Formats;
 using FlexOlmo.Training.Data;
 
 namespace FlexOlmo.Training.Tokenizers;
@@ -18,8 +16,6 @@ namespace FlexOlmo.Training.Tokenizers;
 /// </remarks>
 public static partial class BpeTrainer
 {
-    public const string Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
     /// <param name="vocabularySize">Regular tokens: 256 bytes plus merges (special tokens come after).</param>
     /// <param name="specialTokens">Added after the regular tokens, in order (the first is usually &lt;|endoftext|&gt;).</param>
     public static void Train(IReadOnlyList<string> files, int vocabularySize, IReadOnlyList<string> specialTokens, string outPath, long maxChars = 50_000_000, CancellationToken cancellationToken = default)
@@ -43,77 +39,11 @@ public static partial class BpeTrainer
             spellings.Add(spellings[left] + spellings[right]);
         }
 
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false });
-            writer.WriteStartObject();
-            writer.WriteString("version", "1.0");
-            writer.WriteStartArray("added_tokens");
-            for (var i = 0; i < specialTokens.Count; i++)
-            {
-                writer.WriteStartObject();
-                writer.WriteNumber("id", spellings.Count + i);
-                writer.WriteString("content", specialTokens[i]);
-                writer.WriteBoolean("single_word", false);
-                writer.WriteBoolean("lstrip", false);
-                writer.WriteBoolean("rstrip", false);
-                writer.WriteBoolean("normalized", false);
-                writer.WriteBoolean("special", true);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-            writer.WriteNull("normalizer");
-            writer.WriteStartObject("pre_tokenizer");
-            writer.WriteString("type", "Sequence");
-            writer.WriteStartArray("pretokenizers");
-            writer.WriteStartObject();
-            writer.WriteString("type", "Split");
-            writer.WriteStartObject("pattern");
-            writer.WriteString("Regex", Pattern);
-            writer.WriteEndObject();
-            writer.WriteString("behavior", "Isolated");
-            writer.WriteBoolean("invert", false);
-            writer.WriteEndObject();
-            writer.WriteStartObject();
-            writer.WriteString("type", "ByteLevel");
-            writer.WriteBoolean("add_prefix_space", false);
-            writer.WriteBoolean("trim_offsets", true);
-            writer.WriteBoolean("use_regex", false);
-            writer.WriteEndObject();
-            writer.WriteEndArray();
-            writer.WriteEndObject();
-            writer.WriteNull("post_processor");
-            writer.WriteStartObject("decoder");
-            writer.WriteString("type", "ByteLevel");
-            writer.WriteBoolean("add_prefix_space", true);
-            writer.WriteBoolean("trim_offsets", true);
-            writer.WriteBoolean("use_regex", true);
-            writer.WriteEndObject();
-            writer.WriteStartObject("model");
-            writer.WriteString("type", "BPE");
-            writer.WriteNull("dropout");
-            writer.WriteNull("unk_token");
-            writer.WriteBoolean("fuse_unk", false);
-            writer.WriteBoolean("byte_fallback", false);
-            writer.WriteBoolean("ignore_merges", false);
-            writer.WriteStartObject("vocab");
-            for (var id = 0; id < spellings.Count; id++)
-            {
-                writer.WriteNumber(spellings[id], id);
-            }
-
-            writer.WriteEndObject();
-            writer.WriteStartArray("merges");
-            foreach (var (left, right) in merges)
-            {
-                writer.WriteStringValue($"{spellings[left]} {spellings[right]}");
-            }
-
-            writer.WriteEndArray();
-            writer.WriteEndObject();
-            writer.WriteEndObject();
-        });
+        ByteLevelBpeJson.Write(
+            path,
+            spellings.Select((spelling, id) => (spelling, id)),
+            merges.Select(m => (spellings[m.Left], spellings[m.Right])),
+            specialTokens.Select((token, i) => (spellings.Count + i, token)));
     }
 
     private static Dictionary<string, long> CountWords(IReadOnlyList<string> files, long maxChars, CancellationToken cancellationToken)
@@ -189,6 +119,6 @@ public static partial class BpeTrainer
         return merges;
     }
 
-    [GeneratedRegex(Pattern)]
+    [GeneratedRegex(ByteLevelBpeJson.Cl100kPattern)]
     private static partial Regex PreTokenizer();
 }

@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Reflection;
-using System.Text.Json;
 using FlexOlmo.Core.Tokenization;
 
 namespace FlexOlmo.Core.Tests.Tokenization;
@@ -13,8 +12,6 @@ namespace FlexOlmo.Core.Tests.Tokenization;
 /// </summary>
 internal static class Cl100kTokenizerJson
 {
-    public const string Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
     private static readonly Lazy<string> Cached = new(() =>
     {
         var path = Path.Combine(Path.GetTempPath(), $"flexolmo-cl100k-tokenizer-{Environment.ProcessId}.json");
@@ -52,61 +49,7 @@ internal static class Cl100kTokenizerJson
             (100257, "<|endoftext|>"), (100258, "<|fim_prefix|>"), (100259, "<|fim_middle|>"), (100260, "<|fim_suffix|>"),
             (100276, "<|endofprompt|>"), (100277, "<|pad|>"),
         };
-        using var stream = File.Create(path);
-        using var writer = new Utf8JsonWriter(stream);
-        writer.WriteStartObject();
-        writer.WriteString("version", "1.0");
-        writer.WriteStartArray("added_tokens");
-        foreach (var (id, text) in specials)
-        {
-            writer.WriteStartObject();
-            writer.WriteNumber("id", id);
-            writer.WriteString("content", text);
-            writer.WriteBoolean("special", true);
-            writer.WriteEndObject();
-        }
-
-        writer.WriteEndArray();
-        writer.WriteStartObject("pre_tokenizer");
-        writer.WriteString("type", "Sequence");
-        writer.WriteStartArray("pretokenizers");
-        writer.WriteStartObject();
-        writer.WriteString("type", "Split");
-        writer.WriteStartObject("pattern");
-        writer.WriteString("Regex", Pattern);
-        writer.WriteEndObject();
-        writer.WriteString("behavior", "Isolated");
-        writer.WriteBoolean("invert", false);
-        writer.WriteEndObject();
-        writer.WriteStartObject();
-        writer.WriteString("type", "ByteLevel");
-        writer.WriteBoolean("add_prefix_space", false);
-        writer.WriteBoolean("trim_offsets", true);
-        writer.WriteBoolean("use_regex", false);
-        writer.WriteEndObject();
-        writer.WriteEndArray();
-        writer.WriteEndObject();
-        writer.WriteStartObject("decoder");
-        writer.WriteString("type", "ByteLevel");
-        writer.WriteEndObject();
-        writer.WriteStartObject("model");
-        writer.WriteString("type", "BPE");
-        writer.WriteStartObject("vocab");
-        foreach (var (token, id) in vocab.OrderBy(kv => kv.Value))
-        {
-            writer.WriteNumber(token, id);
-        }
-
-        writer.WriteEndObject();
-        writer.WriteStartArray("merges");
-        foreach (var (left, right, _) in ordered)
-        {
-            writer.WriteStringValue($"{left} {right}");
-        }
-
-        writer.WriteEndArray();
-        writer.WriteEndObject();
-        writer.WriteEndObject();
+        ByteLevelBpeJson.Write(path, vocab.OrderBy(kv => kv.Value).Select(kv => (kv.Key, kv.Value)), ordered.Select(m => (m.Left, m.Right)), specials);
     }
 
     private static List<(byte[] Bytes, int Rank)> ReadRanks()
