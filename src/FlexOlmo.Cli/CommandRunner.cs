@@ -4,7 +4,11 @@ using FlexOlmo.Formats;
 
 namespace FlexOlmo.Cli;
 
-/// <summary>Runs a command body: loads libtorch when asked, turns user errors into one line on stderr and exit code 1.</summary>
+/// <summary>
+/// Runs a command body: loads libtorch when asked, turns user errors into one line on stderr and exit code 1. Anything
+/// else that escapes a command is a bug in flexolmo, never the user's: it is reported on one line too (exit code 70,
+/// EX_SOFTWARE), with the stack trace only when FLEXOLMO_DEBUG=1, so no input ends in a crash.
+/// </summary>
 internal static class CommandRunner
 {
     public static async Task<int> RunAsync(ParseResult parseResult, bool needsTorch, Func<CommandContext, Task<int>> body, CancellationToken cancellationToken)
@@ -22,7 +26,7 @@ internal static class CommandRunner
         }
         catch (FlexOlmoException e)
         {
-            await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"error: {Format.OneLine(e.Message)}").ConfigureAwait(false);
             return 1;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -32,10 +36,19 @@ internal static class CommandRunner
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"error: {Format.OneLine(e.Message)}").ConfigureAwait(false);
             return 1;
         }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            var detail = Environment.GetEnvironmentVariable("FLEXOLMO_DEBUG") is "1" ? Environment.NewLine + e : string.Empty;
+            await error.WriteLineAsync($"error: internal error ({e.GetType().Name}: {Format.OneLine(e.Message)}). This is a bug in flexolmo, not in your input; please report it with the command you ran (FLEXOLMO_DEBUG=1 shows the stack trace).{detail}").ConfigureAwait(false);
+            return InternalError;
+        }
     }
+
+    /// <summary>Exit code for a bug (EX_SOFTWARE); user errors exit with 1, command lines that do not parse with 2.</summary>
+    public const int InternalError = 70;
 
     public static Task<int> Run(ParseResult parseResult, bool needsTorch, Func<CommandContext, int> body, CancellationToken cancellationToken) =>
         RunAsync(parseResult, needsTorch, context => Task.FromResult(body(context)), cancellationToken);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using FlexOlmo.Cli.Commands;
 using FlexOlmo.Cli.Demo;
 
@@ -42,10 +43,21 @@ public static class FlexOlmoCli
         return root;
     }
 
-    /// <summary>Parses and runs; user errors print one line to <paramref name="error"/> and return a non-zero code.</summary>
+    /// <summary>Exit code of a command line that does not parse (unknown option, missing or malformed value).</summary>
+    public const int UsageError = 2;
+
+    /// <summary>
+    /// Parses and runs. A command line that does not parse prints one line naming every problem and exits with
+    /// <see cref="UsageError"/>; user errors while running print one line and exit with 1.
+    /// </summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parseResult = BuildRoot().Parse(args);
+        if (RefuseUsage(parseResult, error) is { } refused)
+        {
+            return refused;
+        }
+
         // Ctrl-C cancels the token; long jobs then save a checkpoint, so give them time before the process is killed.
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromMinutes(5) };
         return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
@@ -55,7 +67,62 @@ public static class FlexOlmoCli
     internal static async Task<int> RunNestedAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         var parseResult = BuildRoot().Parse(args);
+        if (RefuseUsage(parseResult, error) is { } refused)
+        {
+            return refused;
+        }
+
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
         return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// One line for a command line that does not parse, or that gives an option or argument an empty value (no option
+    /// takes one; an empty path would otherwise mean the current folder). Help requests are left to print help.
+    /// </summary>
+    private static int? RefuseUsage(ParseResult parseResult, TextWriter error)
+    {
+        if (parseResult.Action is System.CommandLine.Help.HelpAction)
+        {
+            return null;
+        }
+
+        var empty = EmptyValues(parseResult.RootCommandResult).FirstOrDefault();
+        if (parseResult.Errors.Count == 0 && empty is null)
+        {
+            return null;
+        }
+
+        var names = new List<string>();
+        for (SymbolResult? result = parseResult.CommandResult; result is CommandResult { Command: not RootCommand } command; result = command.Parent)
+        {
+            names.Insert(0, command.Command.Name);
+        }
+
+        var name = string.Join(' ', names.Prepend("flexolmo"));
+        var problems = string.Join(" ", parseResult.Errors.Select(e => e.Message.Trim().TrimEnd('.') + ".").Append(empty is null ? null : $"{empty} is given an empty value.").OfType<string>().Distinct());
+        error.WriteLine($"error: {Format.OneLine(problems)} See '{name} --help'.");
+        return UsageError;
+    }
+
+    /// <summary>The options and arguments given an empty or blank value anywhere on the command line.</summary>
+    private static IEnumerable<string> EmptyValues(SymbolResult result)
+    {
+        switch (result)
+        {
+            case OptionResult option when option.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value)):
+                yield return option.Option.Name;
+                break;
+            case ArgumentResult argument when argument.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value)):
+                yield return argument.Argument.Name;
+                break;
+            case CommandResult command:
+                foreach (var child in command.Children.SelectMany(EmptyValues))
+                {
+                    yield return child;
+                }
+
+                break;
+        }
     }
 }

@@ -28,4 +28,11 @@ internal static class Format
     };
 
     public static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// A message as one printable line: line breaks become spaces and other control characters \uXXXX, so a hostile
+    /// value quoted in an error cannot split it or drive the terminal.
+    /// </summary>
+    public static string OneLine(string message) =>
+        string.Concat(message.ReplaceLineEndings(" ").Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 }

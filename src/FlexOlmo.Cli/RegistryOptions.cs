@@ -16,6 +16,7 @@ internal static class RegistryOptions
         Description = $"Azure Storage connection string (also ${RegistryConnection.ConnectionStringVariable}); else a SAS in the URI or DefaultAzureCredential.",
     };
 
-    public static Task<IRegistryStore> OpenAsync(CommandContext context, Option<string?> registry, Option<string?> connection) =>
-        RegistryConnection.OpenAsync(context.ParseResult.GetValue(registry), context.ParseResult.GetValue(connection), context.CancellationToken);
+    /// <param name="create">Only publish creates a registry; every other command needs one that exists.</param>
+    public static Task<IRegistryStore> OpenAsync(CommandContext context, Option<string?> registry, Option<string?> connection, bool create = false) =>
+        RegistryConnection.OpenAsync(context.ParseResult.GetValue(registry), context.ParseResult.GetValue(connection), context.CancellationToken, create);
 }

@@ -9,8 +9,8 @@ using static TorchSharp.torch;
 
 namespace FlexOlmo.Composition;
 
-/// <summary>What compose wrote.</summary>
-public sealed record CompositionResult(string Folder, ComposedSidecar Sidecar, ModelConfig Config, long Bytes);
+/// <summary>What compose wrote, and what the user must hear about it (unverified experts, unchecked revocations).</summary>
+public sealed record CompositionResult(string Folder, ComposedSidecar Sidecar, ModelConfig Config, long Bytes, IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// <c>flexolmo compose --recipe</c>: checks every piece of a recipe (anchor, trust, revocation, pins, dimensions) and
@@ -20,30 +20,44 @@ public sealed record CompositionResult(string Folder, ComposedSidecar Sidecar, M
 /// </summary>
 public static class Composer
 {
-    /// <summary>Files of the anchor's model folder a composed model also needs (tokenizer, generation defaults).</summary>
-    private static readonly string[] CarriedFiles =
-    [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja", "chat_template.json",
-    ];
-
     public static async Task<CompositionResult> ComposeAsync(Recipe recipe, string? outFolder, string? connectionString, IProgress<string>? log, CancellationToken cancellationToken)
     {
         var target = outFolder ?? (recipe.Output?.Path is { } p ? recipe.Resolve(p) : throw recipe.Document.Error("/output", "no output folder: give --out DIR or output.path in the recipe."));
         var trusted = LoadTrustedKeys(recipe);
         var toVerify = new List<(string Folder, FileDigest File, string Pointer)>();
-        var work = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, $".compose-{Guid.NewGuid():N}");
+        var work = AtomicFile.TemporarySibling(target, "compose-work");
+        var warnings = new List<string>();
+        var experts = new List<ResolvedExpert>();
         try
         {
             var needsRegistry = !recipe.IsFolder(recipe.Anchor.Source) || recipe.Experts.Any(e => !recipe.IsFolder(e.Source));
-            var registry = needsRegistry || recipe.Registry is not null
-                ? new ExpertRegistry(await RegistryConnection.OpenAsync(recipe.Registry is { } r && !r.Contains("://", StringComparison.Ordinal) ? recipe.Resolve(r) : recipe.Registry, connectionString, cancellationToken).ConfigureAwait(false))
-                : null;
+            ExpertRegistry? registry = null;
+            if (needsRegistry || recipe.Registry is not null)
+            {
+                try
+                {
+                    registry = new ExpertRegistry(await RegistryConnection.OpenAsync(recipe.Registry is { } r && !r.Contains("://", StringComparison.Ordinal) ? recipe.Resolve(r) : recipe.Registry, connectionString, cancellationToken).ConfigureAwait(false));
+                }
+                catch (RegistryException e)
+                {
+                    throw recipe.Document.Error("/registry", e.Message);
+                }
+            }
+            else
+            {
+                warnings.Add("No registry is set, so revocations were checked only against those this machine has seen. Set 'registry' in the recipe to check the owners' current decisions.");
+            }
+
             var anchor = await ResolveAnchorAsync(recipe, registry, work, toVerify, log, cancellationToken).ConfigureAwait(false);
             var anchorConfig = ModelConfig.Load(anchor.ModelFolder);
-            var experts = new List<ResolvedExpert>();
             for (var i = 0; i < recipe.Experts.Count; i++)
             {
-                experts.Add(await ResolveExpertAsync(recipe, i, anchor, anchorConfig, registry, trusted, work, toVerify, log, cancellationToken).ConfigureAwait(false));
+                var expert = await ResolveExpertAsync(recipe, i, anchor, anchorConfig, registry, trusted, work, toVerify, log, cancellationToken).ConfigureAwait(false);
+                experts.Add(expert);
+                if (expert.Verification.Warning is { } warning)
+                {
+                    warnings.Add(warning);
+                }
             }
 
             var k = recipe.ExpertsPerToken ?? Math.Min(experts.Count + 1, 4);
@@ -79,22 +93,24 @@ public static class Composer
                 bytes = WriteCheckpoint(folder, config, anchor, experts, dtype, recipe.ShardBytes(), cancellationToken);
                 verification.GetAwaiter().GetResult();
                 config.Save(folder);
-                foreach (var file in CarriedFiles.Select(f => Path.Combine(anchor.ModelFolder, f)).Where(File.Exists))
+                foreach (var file in ModelFolderFiles.CompanionsIn(anchor.ModelFolder))
                 {
-                    File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+                    File.Copy(Path.Combine(anchor.ModelFolder, file), Path.Combine(folder, file));
                 }
 
                 sidecar.Save(folder);
             });
-            return new CompositionResult(Path.GetFullPath(target), sidecar, config, bytes);
+            return new CompositionResult(Path.GetFullPath(target), sidecar, config, bytes, warnings);
         }
         finally
         {
-            if (Directory.Exists(work))
+            // The experts' memory-mapped checkpoints are released on every path, errors and cancellation included.
+            foreach (var expert in experts)
             {
-                Directory.Delete(work, recursive: true);
+                expert.Weights.Dispose();
             }
 
+            AtomicFile.TryDeleteDirectory(work);
             foreach (var key in trusted)
             {
                 key.Dispose();
@@ -188,7 +204,7 @@ public static class Composer
         var pointer = $"/experts/{index}/source";
         ExpertPackage package;
         string manifestSha;
-        string? signer;
+        ExpertVerification verification;
         try
         {
             if (recipe.IsFolder(source))
@@ -196,14 +212,15 @@ public static class Composer
                 package = ExpertPackage.Open(recipe.Resolve(source), verifyFiles: false);
                 toVerify.AddRange(package.Manifest.Value.Files.Select(f => (package.Folder, f, pointer)));
                 manifestSha = FileDigest.Of(File.ReadAllBytes(Path.Combine(package.Folder, ExpertManifest.FileName)));
-                signer = trusted.Count > 0 ? ManifestSignature.Verify(package.Manifest.Json, trusted, package.Manifest.Source) : ManifestSignature.VerifyIntegrity(package.Manifest.Json, package.Manifest.Source);
-                if (registry is not null && await registry.Store.ExistsAsync(RegistryLayout.ExpertManifest(package.Manifest.Value.Name, package.Manifest.Value.Version), cancellationToken).ConfigureAwait(false))
+                var signer = trusted.Count > 0 ? ManifestSignature.Verify(package.Manifest.Json, trusted, package.Manifest.Source) : ManifestSignature.VerifyIntegrity(package.Manifest.Json, package.Manifest.Source);
+                verification = new ExpertVerification(package.Manifest.Value.Reference, signer, trusted.Count > 0);
+                var identity = ExpertIdentity.Of(package.Manifest);
+                var revocation = registry is not null
+                    ? await registry.CheckRevocationAsync(identity, cancellationToken).ConfigureAwait(false)
+                    : RevocationLedger.Default.Find(identity);
+                if (revocation is not null)
                 {
-                    var (published, sha) = await registry.ReadManifestAsync(package.Manifest.Value.Name, package.Manifest.Value.Version, cancellationToken).ConfigureAwait(false);
-                    if (await registry.RevocationAsync(published, sha, cancellationToken).ConfigureAwait(false) is { } revocation)
-                    {
-                        throw new RegistryException($"{package.Manifest.Value.Reference} was revoked by its owner on {revocation.Record.RevokedAt:yyyy-MM-dd} ({revocation.Record.Reason}); it may no longer be used.");
-                    }
+                    throw new RegistryException(revocation.Message);
                 }
             }
             else
@@ -216,10 +233,10 @@ public static class Composer
                 log?.Report($"pulling expert {source} from {registry.Store.Location}");
                 var (name, requested) = Naming.ParseReference(source);
                 var version = await registry.ResolveVersionAsync(name, requested, cancellationToken).ConfigureAwait(false);
-                var (_, sha) = await registry.ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false);
-                package = await registry.PullExpertAsync($"{name}@{version}", Path.Combine(work, $"expert-{index}"), trusted, null, cancellationToken).ConfigureAwait(false);
-                manifestSha = sha;
-                signer = package.Manifest.SignedBy;
+                var pulled = await registry.PullExpertAsync($"{name}@{version}", Path.Combine(work, $"expert-{index}"), trusted, null, cancellationToken).ConfigureAwait(false);
+                package = pulled.Package;
+                verification = pulled.Verification;
+                manifestSha = FileDigest.Of(File.ReadAllBytes(Path.Combine(package.Folder, ExpertManifest.FileName)));
             }
         }
         catch (FlexOlmoException e) when (e is not RecipeException)
@@ -245,14 +262,22 @@ public static class Composer
         }
 
         var weights = SafetensorsCheckpoint.Open(package.WeightsPath);
-        CheckExpertTensors(recipe, pointer, manifest, weights, anchorConfig);
-        var bias = Enumerable.Range(0, anchorConfig.NumHiddenLayers).Select(l =>
+        try
         {
-            var (file, info) = weights.Locate(ExpertTensorNames.RouterBias(l));
-            using var tensor = TensorBytes.Read(file, info, 0, info.Shape);
-            return tensor.to(ScalarType.Float32).item<float>();
-        }).ToArray();
-        return new ResolvedExpert(source, package, weights, manifestSha, signer, bias);
+            CheckExpertTensors(recipe, pointer, manifest, weights, anchorConfig);
+            var bias = Enumerable.Range(0, anchorConfig.NumHiddenLayers).Select(l =>
+            {
+                var (file, info) = weights.Locate(ExpertTensorNames.RouterBias(l));
+                using var tensor = TensorBytes.Read(file, info, 0, info.Shape);
+                return tensor.to(ScalarType.Float32).item<float>();
+            }).ToArray();
+            return new ResolvedExpert(source, package, weights, manifestSha, verification, bias);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     private static void CheckExpertTensors(Recipe recipe, string pointer, ExpertManifest manifest, SafetensorsCheckpoint weights, ModelConfig config)
@@ -349,20 +374,19 @@ public static class Composer
         }
 
         SafetensorsWriter.WriteCheckpoint(folder, tensors, shardBytes, new Dictionary<string, string> { ["format"] = "pt" });
-        foreach (var expert in experts)
-        {
-            expert.Weights.Dispose();
-        }
-
         return tensors.Sum(t => t.ByteLength);
     }
 
-    private sealed record ResolvedExpert(string Source, ExpertPackage Package, SafetensorsCheckpoint Weights, string ManifestSha256, string? SignedBy, float[] RouterBias)
+    private sealed record ResolvedExpert(string Source, ExpertPackage Package, SafetensorsCheckpoint Weights, string ManifestSha256, ExpertVerification Verification, float[] RouterBias)
     {
         public SidecarExpert ToSidecar(int index)
         {
             var m = Package.Manifest.Value;
-            return new SidecarExpert(index, m.Name, m.Version, m.Owner, m.License, Source, ManifestSha256, SignedBy, RouterBias);
+            return new SidecarExpert(index, m.Name, m.Version, m.Owner, m.License, Source, ManifestSha256, Verification.Signer, RouterBias)
+            {
+                ContentSha256 = Package.Manifest.ContentSha256,
+                Verified = Verification.Trusted,
+            };
         }
     }
 }

@@ -58,14 +58,36 @@ public sealed partial record Recipe(
             throw document.Error(pointer, message + (problems.Count > 1 ? $" (and {problems.Count - 1} more problem(s))" : string.Empty));
         }
 
-        var recipe = document.Root.Deserialize<Recipe>(Options)! with { Document = document, Sha256 = FileDigest.Of(File.ReadAllBytes(path)) };
+        Recipe recipe;
+        try
+        {
+            recipe = document.Root.Deserialize<Recipe>(Options)! with { Document = document, Sha256 = FileDigest.Of(File.ReadAllBytes(path)) };
+        }
+        catch (JsonException e)
+        {
+            // The schema admits every value of the right type; what is left is a number too large for its field.
+            var pointer = "/" + (e.Path ?? "$").TrimStart('$', '.').Replace('.', '/').Replace("[", "/", StringComparison.Ordinal).Replace("]", string.Empty, StringComparison.Ordinal);
+            throw document.Error(pointer, "is out of range for this field.");
+        }
+
         recipe.CheckConsistency();
         return recipe;
     }
 
-    /// <summary>Checks what the schema cannot: top-k within the experts, duplicate experts.</summary>
+    /// <summary>Checks what the schema cannot: top-k within the experts, duplicate experts, the shard size.</summary>
     private void CheckConsistency()
     {
+        if (TrustedKeys is { Count: 0 })
+        {
+            // An empty list must not quietly mean "trust everything".
+            throw Document.Error("/trusted_keys", "is empty: list the owners' public keys (.pub) to require their signatures, or remove the field to compose without verification (every expert is then reported as unverified).");
+        }
+
+        if (ShardBytes() is < MinShardBytes or > MaxShardBytes)
+        {
+            throw Document.Error("/output/shard_size", $"must be between 1KB and 1TB (got {Output!.ShardSize}).");
+        }
+
         var experts = Experts.Count + 1;
         if (ExpertsPerToken is { } k && k > experts)
         {
@@ -85,6 +107,9 @@ public sealed partial record Recipe(
         }
     }
 
+    private const long MinShardBytes = 1000;
+    private const long MaxShardBytes = 1_000_000_000_000;
+
     /// <summary>The largest shard in bytes (default 5 GB).</summary>
     public long ShardBytes()
     {
@@ -95,7 +120,7 @@ public sealed partial record Recipe(
 
         if (size.ValueKind == JsonValueKind.Number)
         {
-            return size.GetInt64();
+            return size.TryGetInt64(out var exact) ? exact : long.MaxValue;
         }
 
         var match = SizePattern().Match(size.GetString()!);
@@ -112,7 +137,8 @@ public sealed partial record Recipe(
             "GiB" => 1024.0 * 1024 * 1024,
             _ => 1024.0 * 1024 * 1024 * 1024,
         };
-        return Math.Max(1, (long)(value * unit));
+        var bytes = value * unit;
+        return bytes >= long.MaxValue ? long.MaxValue : (long)bytes;
     }
 
     /// <summary>Whether a source names a folder (relative to the recipe) rather than a registry reference.</summary>

@@ -1,9 +1,7 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
-using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Native;
-using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Formats;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Packages;
@@ -46,20 +44,19 @@ public static class RouterTuner
         }
 
         request.Settings.Validate(config.MaxPositionEmbeddings);
-        var eos = GenerationDefaults.EosTokenIds(request.Model, config) is { Count: > 0 } ids ? ids[0] : throw new TrainingException($"{request.Model}: no eos_token_id.");
-        var tokenizer = TokenizerLoader.TryLoad(request.Model, config) ?? new Dolma2Tokenizer();
-        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, tokenizer, eos);
-        using var data = new TokenDataset(cache.Prepare(DataFiles.Expand(request.Data), config.VocabSize > 65536 ? 4 : 2, log, cancellationToken), config.VocabSize);
+        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, TextEncoding.ForModel(request.Model, config));
+        using var data = new TokenDataset(cache.Prepare(DataFiles.Expand(request.Data), TokenWidth.ForVocabulary(config.VocabSize), log, cancellationToken), config.VocabSize);
         var split = new InstanceSplit(data.InstanceCount(request.Settings.SeqLen), request.Settings.ValidationFraction, request.Settings.Seed);
         var steps = TrainingLoop.ResolveSteps(request.Settings, split);
         var device = TorchRuntime.ResolveDevice(request.Device);
         var dtype = TorchRuntime.ResolveDType(request.DType, config.StorageDType);
-        using var model = new Olmo2ForCausalLM(config with { NumExpertsPerTok = config.NumExperts }, device, dtype); // every expert active while tuning
+        Olmo2ForCausalLM tuned;
         using (var checkpoint = SafetensorsCheckpoint.Open(request.Model))
         {
-            CheckpointLoader.LoadInto(model, checkpoint);
+            tuned = CheckpointLoader.Create(config with { NumExpertsPerTok = config.NumExperts }, checkpoint, device, dtype); // every expert active while tuning
         }
 
+        using var model = tuned;
         model.train();
         var work = request.Out + ".tuning";
         var outcome = new TrainingLoop(new RouterTuningTask(model, request.Settings), data, split, request.Settings, steps, device, work).Run(false, progress, cancellationToken);

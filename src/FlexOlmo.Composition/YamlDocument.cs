@@ -41,7 +41,12 @@ public sealed class YamlDocument
         }
         catch (YamlException e)
         {
-            throw new RecipeException($"{path}:{e.Start.Line}: not valid YAML ({e.Message}).");
+            throw new RecipeException($"{path}:{e.Start.Line}: not valid YAML ({FirstLine(e.InnerException?.Message ?? e.Message)}).");
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or OverflowException)
+        {
+            // YamlDotNet reports some malformed documents (duplicate keys in flow mappings, for one) this way.
+            throw new RecipeException($"{path}: not valid YAML ({FirstLine(e.Message)}).");
         }
 
         if (stream.Documents.Count != 1)
@@ -53,6 +58,8 @@ public sealed class YamlDocument
         document.Root = document.Convert(stream.Documents[0].RootNode, string.Empty, 0);
         return document;
     }
+
+    private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
 
     /// <summary>The line of the node at a JSON pointer (or of its nearest ancestor).</summary>
     public int LineOf(string pointer)

@@ -73,9 +73,8 @@ public static class PerplexityEvaluator
             throw new EvaluationException($"--masks: '{duplicate.Key}' is asked for twice.");
         }
 
-        var tokenizer = evaluated.LoadTokenizer();
-        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, tokenizer, evaluated.EosTokenId);
-        var rawBytes = config.VocabSize > 65536 ? 4 : 2;
+        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, new TextEncoding(evaluated.LoadTokenizer, () => evaluated.EosTokenId));
+        var rawBytes = TokenWidth.ForVocabulary(config.VocabSize);
         var device = model.Device;
         var perplexity = masks.ToDictionary(m => m.Label, _ => new Dictionary<string, double>());
         var tokens = new Dictionary<string, long>();

@@ -2,7 +2,11 @@ using System.Text.Json;
 
 namespace FlexOlmo.Packages;
 
-/// <summary>One expert of a composed model, in router order (index 0 is the public expert from the anchor).</summary>
+/// <summary>
+/// One expert of a composed model, in router order (index 0 is the public expert from the anchor): who owns it, the
+/// digests that identify what its owner published (<see cref="ContentSha256"/> is what a revocation names), its
+/// signer, and whether that signer was checked against trusted keys when it was composed.
+/// </summary>
 public sealed record SidecarExpert(
     int Index,
     string Name,
@@ -12,7 +16,12 @@ public sealed record SidecarExpert(
     string Source,
     string? ManifestSha256,
     string? SignedBy,
-    IReadOnlyList<float>? RouterBias);
+    IReadOnlyList<float>? RouterBias)
+{
+    public string? ContentSha256 { get; init; }
+
+    public bool? Verified { get; init; }
+}
 
 /// <summary>
 /// flexolmo.json, written beside a composed checkpoint: the experts in router order with their owners, licences,

@@ -90,8 +90,12 @@ public sealed record AnchorManifest(
     public string Format { get; init; } = FormatTag;
 }
 
-/// <summary>An owner's withdrawal of consent for one published expert version.</summary>
-public sealed record RevocationRecord(string Name, string Version, string ManifestSha256, string Reason, DateTimeOffset RevokedAt)
+/// <summary>
+/// An owner's withdrawal of consent for one published expert version: bound to its name, version and the digest of
+/// the manifest content the owner signed (<see cref="SignedDocument{T}.ContentSha256"/>). Records written before
+/// content digests carry only <see cref="ManifestSha256"/> (the manifest file's bytes).
+/// </summary>
+public sealed record RevocationRecord(string Name, string Version, string? ContentSha256, string Reason, DateTimeOffset RevokedAt, string? ManifestSha256 = null)
 {
     public const string FormatTag = "flexolmo-revocation/1";
 

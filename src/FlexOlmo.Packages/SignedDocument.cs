@@ -39,8 +39,16 @@ public sealed class SignedDocument<T>
     /// <summary>The key fingerprint of the signer, or null.</summary>
     public string? SignedBy => ManifestSignature.SignedBy(Json);
 
-    /// <summary>SHA-256 of the document's bytes as written (what a recipe pins and a revocation names).</summary>
+    /// <summary>SHA-256 of the document's bytes as written (what a recipe pins).</summary>
     public string Sha256 => FileDigest.Of(System.Text.Encoding.UTF8.GetBytes(Serialize()));
+
+    /// <summary>
+    /// SHA-256 of the document's canonical form without its signature (<see cref="CanonicalJson"/>): what an owner
+    /// signed and what a revocation names. Re-formatting the file or stripping the signature does not change it.
+    /// </summary>
+    public string ContentSha256 => ContentDigest(Json);
+
+    public static string ContentDigest(JsonObject json) => FileDigest.Of(CanonicalJson.Bytes(json));
 
     public static SignedDocument<T> Create(T value, string schema, SigningKey? key)
     {

@@ -14,7 +14,10 @@ namespace FlexOlmo.Registry;
 /// with deterministic ids derived from the content and position, so an interrupted upload restarted later finds its
 /// finished blocks among the uncommitted ones and sends only the rest. The block list is committed last, so a
 /// reader never sees a partial object; manifests use If-None-Match: * so a published version is never overwritten.
-/// Transient storage errors are retried with exponential backoff by the SDK.
+/// Transient storage errors are retried with exponential backoff by the SDK; anything that still fails (an
+/// unreachable account, a refused credential, a connection that drops) becomes a <see cref="RegistryException"/>
+/// that says what was being done and how to go on. A container that does not exist is an error, never an empty
+/// registry, unless the caller is publishing.
 /// </summary>
 public sealed class AzureBlobStore : IRegistryStore
 {
@@ -39,15 +42,28 @@ public sealed class AzureBlobStore : IRegistryStore
     /// <summary>Fires after each block is staged (tests use it to stop the server mid-upload).</summary>
     public event Action<int>? BlockStaged;
 
-    public async Task EnsureContainerAsync(CancellationToken cancellationToken)
+    /// <param name="create">Create the container when missing (publishing); otherwise a missing container is an error.</param>
+    public async Task EnsureContainerAsync(CancellationToken cancellationToken, bool create = true)
     {
+        bool exists;
         try
         {
-            await _container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (create)
+            {
+                await _container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            exists = await _container.ExistsAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (RequestFailedException e)
+        catch (Exception e) when (IsStorageFailure(e, cancellationToken))
         {
             throw Fail("open the container", e);
+        }
+
+        if (!exists)
+        {
+            throw new RegistryException($"No registry at {Location}: the container {_container.Name} does not exist (or is gone). Check --registry; 'flexolmo publish' creates a new registry.");
         }
     }
 
@@ -57,7 +73,7 @@ public sealed class AzureBlobStore : IRegistryStore
         {
             return await Blob(key).ExistsAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (RequestFailedException e)
+        catch (Exception e) when (IsStorageFailure(e, cancellationToken))
         {
             throw Fail($"check {key}", e);
         }
@@ -128,9 +144,9 @@ public sealed class AzureBlobStore : IRegistryStore
             await blob.CommitBlockListAsync(ids, cancellationToken: cancellationToken).ConfigureAwait(false);
             return new UploadResult(sent, reused, blocks - reused);
         }
-        catch (RequestFailedException e)
+        catch (Exception e) when (IsStorageFailure(e, cancellationToken))
         {
-            throw Fail($"upload {key} (run the same publish again: blocks already sent are kept and reused)", e);
+            throw Fail($"upload {key}", e, "Nothing was published. Run the same publish again when the storage is reachable: blocks already sent are kept and reused.");
         }
     }
 
@@ -145,7 +161,7 @@ public sealed class AzureBlobStore : IRegistryStore
         {
             return false;
         }
-        catch (RequestFailedException e)
+        catch (Exception e) when (IsStorageFailure(e, cancellationToken))
         {
             throw Fail($"create {key}", e);
         }
@@ -159,7 +175,7 @@ public sealed class AzureBlobStore : IRegistryStore
             var properties = await blob.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
             if (properties.Value.ContentLength > maxBytes)
             {
-                throw new RegistryException($"{Location}: {key} has {properties.Value.ContentLength} bytes, more than the {maxBytes} allowed.");
+                throw new RegistryObjectTooLargeException($"{Location}: {key} has {properties.Value.ContentLength} bytes, more than the {maxBytes} allowed.");
             }
 
             var content = await blob.DownloadContentAsync(new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = properties.Value.ETag } }, cancellationToken).ConfigureAwait(false);
@@ -169,7 +185,7 @@ public sealed class AzureBlobStore : IRegistryStore
         {
             return null;
         }
-        catch (RequestFailedException e)
+        catch (Exception e) when (IsStorageFailure(e, cancellationToken))
         {
             throw Fail($"read {key}", e);
         }
@@ -193,9 +209,9 @@ public sealed class AzureBlobStore : IRegistryStore
         {
             throw new RegistryException($"{Location}: {key} is missing; the registry is incomplete.");
         }
-        catch (RequestFailedException e)
+        catch (Exception e) when (IsStorageFailure(e, cancellationToken))
         {
-            throw Fail($"download {key}", e);
+            throw Fail($"download {key}", e, "Nothing was kept; run the same pull again when the storage is reachable.");
         }
     }
 
@@ -212,7 +228,7 @@ public sealed class AzureBlobStore : IRegistryStore
                     break;
                 }
             }
-            catch (RequestFailedException e)
+            catch (Exception e) when (IsStorageFailure(e, cancellationToken))
             {
                 throw Fail($"list {prefix}", e);
             }
@@ -222,6 +238,11 @@ public sealed class AzureBlobStore : IRegistryStore
     }
 
     private BlobClient Blob(string key) => _container.GetBlobClient(_prefix + RegistryLayout.CheckKey(key));
+
+    /// <summary>Whatever the SDK or the network threw, except our own errors and a cancellation the user asked for.</summary>
+    private static bool IsStorageFailure(Exception e, CancellationToken cancellationToken) =>
+        e is not RegistryException and not Packages.PackageException and not OutOfMemoryException
+        && !(e is OperationCanceledException && cancellationToken.IsCancellationRequested);
 
     private static async Task<Dictionary<string, long>> StagedBlocksAsync(BlockBlobClient blob, CancellationToken cancellationToken)
     {
@@ -251,8 +272,20 @@ public sealed class AzureBlobStore : IRegistryStore
     /// <summary>Block ids must all have the same length; the index makes them unique within the blob.</summary>
     private static string BlockId(string salt, int index) => Convert.ToBase64String(Encoding.ASCII.GetBytes($"{salt}-{index:D8}"));
 
-    private RegistryException Fail(string what, RequestFailedException e) =>
-        new($"{Location}: could not {what}: {e.Status} {e.ErrorCode ?? string.Empty} {FirstLine(e.Message)}".TrimEnd());
+    private RegistryException Fail(string what, Exception e, string? next = null)
+    {
+        var cause = e switch
+        {
+            RequestFailedException { Status: > 0 } r => $"{r.Status} {r.ErrorCode ?? string.Empty} {FirstLine(r.Message)}".TrimEnd(),
+            AggregateException { InnerException: { } inner } => FirstLine(inner.Message),
+            OperationCanceledException => "the storage did not answer in time",
+            _ => FirstLine(e.Message),
+        };
+        var hint = e is RequestFailedException { Status: 401 or 403 } || e.GetType().Name.Contains("Authentication", StringComparison.Ordinal) || e.GetType().Name.Contains("Credential", StringComparison.Ordinal)
+            ? "Check the credentials (--connection-string, a SAS in the URI, or az login)."
+            : "Check that the storage account is reachable (network, firewall, the URI).";
+        return new RegistryException($"{Location}: could not {what}: {cause}. {hint}{(next is null ? string.Empty : " " + next)}");
+    }
 
     private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
 }

@@ -4,36 +4,21 @@ using FlexOlmo.Packages;
 
 namespace FlexOlmo.Registry;
 
-/// <summary>What a publish did.</summary>
-public sealed record PublishResult(string Reference, int FilesUploaded, int FilesSkipped, long BytesSent, int BlocksReused, string? SignedBy);
-
-/// <summary>One published expert version as <c>flexolmo list</c> shows it.</summary>
-public sealed record ListedExpert(
-    string Name,
-    string Version,
-    string Owner,
-    string License,
-    string AnchorFingerprint,
-    string? AnchorName,
-    long Size,
-    string? SignedBy,
-    bool Revoked,
-    string? RevocationReason,
-    string ManifestSha256,
-    string? Description);
-
-/// <summary>An owner's revocation, once checked.</summary>
-public sealed record Revocation(RevocationRecord Record, string? SignedBy);
-
 /// <summary>
 /// The registry's operations over one store: publish (files first, the manifest last and create-only), list, pull
-/// (into a temporary folder, every file verified, then renamed), revoke. Used the same way for both store kinds.
+/// (into a temporary folder, every file verified, then renamed), revoke, and the one revocation check that pull,
+/// compose, list and the server share. Used the same way for both store kinds.
 /// </summary>
-public sealed class ExpertRegistry(IRegistryStore store)
+public sealed class ExpertRegistry(IRegistryStore store, RevocationLedger? ledger = null)
 {
     private const long MaxManifestBytes = SignedDocument<ExpertManifest>.MaxBytes;
+    private const long MaxRevocationBytes = 64 * 1024;
+    private const int MaxRevocationRecords = 256;
 
     public IRegistryStore Store => store;
+
+    /// <summary>The revocations this machine remembers (<see cref="RevocationLedger.Default"/> unless given).</summary>
+    public RevocationLedger Ledger { get; } = ledger ?? RevocationLedger.Default;
 
     public async Task<PublishResult> PublishExpertAsync(string folder, SigningKey? key, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
@@ -52,20 +37,44 @@ public sealed class ExpertRegistry(IRegistryStore store)
             ManifestSignature.Sign(json, key);
         }
 
-        var (uploaded, skipped, bytes, reused) = await UploadFilesAsync(folder, manifest.Files, progress, cancellationToken).ConfigureAwait(false);
+        var totals = new UploadTotals();
+        foreach (var file in manifest.Files)
+        {
+            totals += await UploadOneAsync(file, Path.Combine(folder, file.Path), progress, cancellationToken).ConfigureAwait(false);
+        }
+
         var content = Encoding.UTF8.GetBytes(json.ToJsonString(SignedDocument<ExpertManifest>.Options) + "\n");
         if (!await store.CreateIfAbsentAsync(manifestKey, content, cancellationToken).ConfigureAwait(false))
         {
             throw new RegistryException($"{manifest.Reference} was published to {store.Location} by someone else while this upload ran; it was left untouched. Publish with a new version.");
         }
 
-        return new PublishResult(manifest.Reference, uploaded, skipped, bytes, reused, key?.Fingerprint);
+        return new PublishResult(manifest.Reference, totals.Uploaded, totals.Skipped, totals.Bytes, totals.Reused, key?.Fingerprint);
     }
 
+    /// <summary>
+    /// Publishes an anchor under its fingerprint. The same anchor published again under the same name is reported as
+    /// already there; under another name, or a name that another anchor already has, it is refused.
+    /// </summary>
     public async Task<PublishResult> PublishAnchorAsync(string folder, SigningKey? key, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         var anchor = AnchorPackage.Open(folder);
         var value = anchor.Manifest.Value;
+        var reference = $"anchor:{value.Name} ({value.Fingerprint})";
+        var manifestKey = RegistryLayout.AnchorManifest(value.Fingerprint);
+        var published = await ReadAnchorsAsync(cancellationToken).ConfigureAwait(false);
+        if (published.FirstOrDefault(a => a.Document.Value.Fingerprint == value.Fingerprint) is { } same)
+        {
+            return same.Document.Value.Name == value.Name
+                ? new PublishResult(reference, 0, value.Files.Count, 0, 0, same.Document.SignedBy, AlreadyPublished: true)
+                : throw new RegistryException($"This anchor ({value.Fingerprint}) is already published in {store.Location} as '{same.Document.Value.Name}'; nothing was changed. Use anchor:{same.Document.Value.Name}, or anchor:{value.Fingerprint}.");
+        }
+
+        if (published.FirstOrDefault(a => a.Document.Value.Name == value.Name) is { } namesake)
+        {
+            throw new RegistryException($"An anchor named '{value.Name}' is already published in {store.Location} with another fingerprint ({namesake.Document.Value.Fingerprint}); nothing was changed. Prepare this one with another --name.");
+        }
+
         var sources = new Dictionary<string, string>(StringComparer.Ordinal);
         var files = new List<FileDigest>();
         foreach (var file in value.Files)
@@ -76,11 +85,12 @@ public sealed class ExpertRegistry(IRegistryStore store)
 
         if (Path.IsPathRooted(value.Model.Path))
         {
-            // The anchor refers to a model elsewhere: publish the model's files with it, as "model/...".
-            foreach (var path in Directory.EnumerateFiles(value.Model.Path).Order(StringComparer.Ordinal))
+            // The anchor refers to a model elsewhere: publish that model's files with it, as "model/...", and only
+            // those (never logs, data or anything else that sits in the folder).
+            foreach (var name in ModelFolderFiles.List(value.Model.Path))
             {
-                var digest = FileDigest.Compute(value.Model.Path, Path.GetFileName(path)) with { Path = $"{AnchorPackage.ModelFolderName}/{Path.GetFileName(path)}" };
-                sources[digest.Path] = path;
+                var digest = FileDigest.Compute(value.Model.Path, name) with { Path = $"{AnchorPackage.ModelFolderName}/{name}" };
+                sources[digest.Path] = Path.Combine(value.Model.Path, name);
                 files.Add(digest);
             }
 
@@ -88,66 +98,51 @@ public sealed class ExpertRegistry(IRegistryStore store)
         }
 
         var document = SignedDocument<AnchorManifest>.Create(value, SchemaValidator.AnchorManifest, key);
-        var manifestKey = RegistryLayout.AnchorManifest(value.Fingerprint);
-        var uploaded = 0;
-        var skipped = 0;
-        long bytes = 0;
-        var reused = 0;
+        var totals = new UploadTotals();
         foreach (var file in files)
         {
-            var (u, s, b, r) = await UploadOneAsync(file, sources[file.Path], progress, cancellationToken).ConfigureAwait(false);
-            (uploaded, skipped, bytes, reused) = (uploaded + u, skipped + s, bytes + b, reused + r);
+            totals += await UploadOneAsync(file, sources[file.Path], progress, cancellationToken).ConfigureAwait(false);
         }
 
-        await store.CreateIfAbsentAsync(manifestKey, Encoding.UTF8.GetBytes(document.Serialize()), cancellationToken).ConfigureAwait(false);
-        return new PublishResult($"anchor:{value.Name} ({value.Fingerprint})", uploaded, skipped, bytes, reused, key?.Fingerprint);
+        if (!await store.CreateIfAbsentAsync(manifestKey, Encoding.UTF8.GetBytes(document.Serialize()), cancellationToken).ConfigureAwait(false))
+        {
+            throw new RegistryException($"{reference} was published to {store.Location} by someone else while this upload ran; it was left untouched.");
+        }
+
+        return new PublishResult(reference, totals.Uploaded, totals.Skipped, totals.Bytes, totals.Reused, key?.Fingerprint);
     }
 
     public async Task<IReadOnlyList<ListedExpert>> ListAsync(string? anchorFingerprint, CancellationToken cancellationToken)
     {
-        var keys = new List<string>();
+        var keys = new List<ExpertKey>();
         await foreach (var key in store.ListAsync(RegistryLayout.Experts, cancellationToken).ConfigureAwait(false))
         {
-            if (key.EndsWith("/" + ExpertManifest.FileName, StringComparison.Ordinal) && key.Split('/').Length == 4)
+            if (RegistryLayout.ParseExpertManifest(key) is { } parsed)
             {
-                keys.Add(key);
+                keys.Add(parsed);
             }
         }
 
         var listed = new List<ListedExpert>();
         foreach (var key in keys)
         {
-            var parts = key.Split('/');
-            if (!Naming.IsValidName(parts[1]) || !Naming.IsValidVersion(parts[2]))
-            {
-                continue;
-            }
-
-            var (document, sha) = await ReadManifestAsync(parts[1], parts[2], cancellationToken).ConfigureAwait(false);
+            var published = await ReadManifestAsync(key.Name, key.Version, cancellationToken).ConfigureAwait(false);
+            var document = published.Document;
             var m = document.Value;
             if (anchorFingerprint is not null && m.Anchor.Fingerprint != anchorFingerprint)
             {
                 continue;
             }
 
-            string? signer;
-            try
-            {
-                signer = ManifestSignature.VerifyIntegrity(document.Json, document.Source);
-            }
-            catch (PackageException)
-            {
-                signer = "INVALID SIGNATURE";
-            }
-
-            var revocation = await RevocationAsync(document, sha, cancellationToken).ConfigureAwait(false);
-            listed.Add(new ListedExpert(m.Name, m.Version, m.Owner, m.License, m.Anchor.Fingerprint, m.Anchor.Name, m.Files.Sum(f => f.Size), signer, revocation is not null, revocation?.Record.Reason, sha, m.Description));
+            var (status, signer) = SignatureOf(document);
+            var revocation = await CheckRevocationAsync(ExpertIdentity.Of(document), cancellationToken).ConfigureAwait(false);
+            listed.Add(new ListedExpert(m.Name, m.Version, m.Owner, m.License, m.Anchor.Fingerprint, m.Anchor.Name, m.Files.Sum(f => f.Size), status, signer, revocation, published.Sha256, m.Description));
         }
 
         return listed.OrderBy(e => e.Name, StringComparer.Ordinal).ThenBy(e => e.Version, VersionOrder.Instance).ToList();
     }
 
-    /// <summary>The latest version of an expert, or the given one after checking it exists.</summary>
+    /// <summary>The latest version of an expert, or the given one.</summary>
     public async Task<string> ResolveVersionAsync(string name, string? version, CancellationToken cancellationToken)
     {
         if (version is not null)
@@ -158,10 +153,9 @@ public sealed class ExpertRegistry(IRegistryStore store)
         var versions = new List<string>();
         await foreach (var key in store.ListAsync(RegistryLayout.ExpertVersions(name), cancellationToken).ConfigureAwait(false))
         {
-            var parts = key.Split('/');
-            if (parts.Length == 4 && parts[3] == ExpertManifest.FileName && Naming.IsValidVersion(parts[2]))
+            if (RegistryLayout.ParseExpertManifest(key) is { } parsed && parsed.Name == name)
             {
-                versions.Add(parts[2]);
+                versions.Add(parsed.Version);
             }
         }
 
@@ -171,7 +165,7 @@ public sealed class ExpertRegistry(IRegistryStore store)
     }
 
     /// <summary>A published manifest (validated) and the SHA-256 of its bytes as stored.</summary>
-    public async Task<(SignedDocument<ExpertManifest> Manifest, string Sha256)> ReadManifestAsync(string name, string version, CancellationToken cancellationToken)
+    public async Task<PublishedManifest> ReadManifestAsync(string name, string version, CancellationToken cancellationToken)
     {
         var key = RegistryLayout.ExpertManifest(name, version);
         var bytes = await store.ReadAsync(key, MaxManifestBytes, cancellationToken).ConfigureAwait(false)
@@ -182,68 +176,88 @@ public sealed class ExpertRegistry(IRegistryStore store)
             throw new RegistryException($"{store.Location}/{key}: the manifest says {document.Value.Reference}, not {name}@{version}; the registry was tampered with.");
         }
 
-        return (document, FileDigest.Of(bytes));
+        return new PublishedManifest(document, FileDigest.Of(bytes));
     }
 
     /// <summary>
-    /// The valid revocation of a published expert, or null. A revocation counts when the manifest is unsigned, or when
-    /// it is signed by the same key as the manifest (only the owner can withdraw a signed expert).
+    /// The one revocation check (pull, compose, list and the server all use it). An expert counts as revoked when
+    /// this machine remembers a revocation of it, or when the registry holds a record for its name and version that is
+    /// signed by its owner's key (or, for an unsigned expert, any record, since nobody can tell who its owner is), or a
+    /// record that cannot be verified (fail closed). It does not need the registry's copy of the manifest. A registry
+    /// that cannot be read is an error, never "not revoked". Findings are remembered.
     /// </summary>
-    public async Task<Revocation?> RevocationAsync(SignedDocument<ExpertManifest> manifest, string manifestSha256, CancellationToken cancellationToken)
+    public async Task<RevocationFinding?> CheckRevocationAsync(ExpertIdentity expert, CancellationToken cancellationToken)
     {
-        var key = RegistryLayout.Revocation(manifest.Value.Name, manifest.Value.Version);
-        var bytes = await store.ReadAsync(key, 64 * 1024, cancellationToken).ConfigureAwait(false);
-        if (bytes is null)
+        if (Ledger.Find(expert) is { } remembered)
         {
-            return null;
+            return remembered;
         }
 
-        var record = SignedDocument<RevocationRecord>.Parse(bytes, SchemaValidator.Revocation, $"{store.Location}/{key}");
-        if (record.Value.ManifestSha256 != manifestSha256)
+        var keys = new List<string>();
+        await foreach (var key in store.ListAsync(RegistryLayout.RevocationsOf(expert.Name, expert.Version), cancellationToken).ConfigureAwait(false))
         {
-            return null;
+            if (keys.Count >= MaxRevocationRecords)
+            {
+                break;
+            }
+
+            keys.Add(key);
         }
 
-        string? revoker;
-        try
+        var legacy = RegistryLayout.LegacyRevocation(expert.Name, expert.Version);
+        if (await store.ExistsAsync(legacy, cancellationToken).ConfigureAwait(false))
         {
-            revoker = ManifestSignature.VerifyIntegrity(record.Json, record.Source);
-        }
-        catch (PackageException)
-        {
-            return null;
+            keys.Add(legacy);
         }
 
-        var owner = manifest.SignedBy;
-        return owner is null || owner == revoker ? new Revocation(record.Value, revoker) : null;
+        var findings = new List<RevocationFinding>();
+        foreach (var key in keys.Order(StringComparer.Ordinal))
+        {
+            if (await ReadRevocationAsync(expert, key, cancellationToken).ConfigureAwait(false) is { } finding)
+            {
+                findings.Add(finding);
+            }
+        }
+
+        var first = findings.OrderBy(f => f.Basis).FirstOrDefault();
+        if (first is not null && first.Basis != RevocationBasis.Unverifiable)
+        {
+            Ledger.Remember(expert, first);
+        }
+
+        return first;
     }
 
     /// <summary>
     /// Downloads an expert into <paramref name="outFolder"/> (which must not exist): into a temporary sibling first,
     /// every file checked against the manifest, the folder renamed only when all are good.
     /// </summary>
-    public async Task<ExpertPackage> PullExpertAsync(string reference, string outFolder, IReadOnlyCollection<SigningKey>? trusted, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    public async Task<PulledExpert> PullExpertAsync(string reference, string outFolder, IReadOnlyCollection<SigningKey>? trusted, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         var (name, requested) = Naming.ParseReference(reference);
         var version = await ResolveVersionAsync(name, requested, cancellationToken).ConfigureAwait(false);
-        var (manifest, sha) = await ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false);
-        await CheckUsableAsync(manifest, sha, trusted, cancellationToken).ConfigureAwait(false);
+        var manifest = (await ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false)).Document;
+        var verification = await CheckUsableAsync(manifest, trusted, cancellationToken).ConfigureAwait(false);
         await DownloadAsync(manifest.Value.Files, outFolder, Encoding.UTF8.GetBytes(manifest.Serialize()), ExpertManifest.FileName, progress, cancellationToken).ConfigureAwait(false);
-        return ExpertPackage.Open(outFolder, verifyFiles: false); // every file was just checked on the way in
+        return new PulledExpert(ExpertPackage.Open(outFolder, verifyFiles: false), verification); // every file was just checked on the way in
     }
 
-    /// <summary>Refuses revoked experts, invalid signatures, and (with trusted keys) unsigned or untrusted ones.</summary>
-    public async Task<string?> CheckUsableAsync(SignedDocument<ExpertManifest> manifest, string sha, IReadOnlyCollection<SigningKey>? trusted, CancellationToken cancellationToken)
+    /// <summary>
+    /// Refuses revoked experts and invalid signatures, and with trusted keys unsigned or untrusted ones. Without trusted
+    /// keys the expert is usable but unverified, and the result says so.
+    /// </summary>
+    public async Task<ExpertVerification> CheckUsableAsync(SignedDocument<ExpertManifest> manifest, IReadOnlyCollection<SigningKey>? trusted, CancellationToken cancellationToken)
     {
-        var signer = trusted is { Count: > 0 }
-            ? ManifestSignature.Verify(manifest.Json, trusted, manifest.Source)
+        var trustedKeys = trusted is { Count: > 0 };
+        var signer = trustedKeys
+            ? ManifestSignature.Verify(manifest.Json, trusted!, manifest.Source)
             : ManifestSignature.VerifyIntegrity(manifest.Json, manifest.Source);
-        if (await RevocationAsync(manifest, sha, cancellationToken).ConfigureAwait(false) is { } revocation)
+        if (await CheckRevocationAsync(ExpertIdentity.Of(manifest), cancellationToken).ConfigureAwait(false) is { } revocation)
         {
-            throw new RegistryException($"{manifest.Value.Reference} was revoked by its owner on {revocation.Record.RevokedAt:yyyy-MM-dd} ({revocation.Record.Reason}); it may no longer be used.");
+            throw new RegistryException(revocation.Message);
         }
 
-        return signer;
+        return new ExpertVerification(manifest.Value.Reference, signer, trustedKeys);
     }
 
     /// <summary>Downloads an anchor by "anchor:NAME", "anchor:sha256:HEX" or "sha256:HEX".</summary>
@@ -258,25 +272,14 @@ public sealed class ExpertRegistry(IRegistryStore store)
         else
         {
             Naming.CheckName(target, "anchor name");
-            key = string.Empty;
-            await foreach (var candidate in store.ListAsync(RegistryLayout.Anchors, cancellationToken).ConfigureAwait(false))
+            var named = (await ReadAnchorsAsync(cancellationToken).ConfigureAwait(false)).Where(a => a.Document.Value.Name == target).ToList();
+            key = named.Count switch
             {
-                if (!candidate.EndsWith("/" + AnchorManifest.FileName, StringComparison.Ordinal))
-                {
-                    continue;
-                }
-
-                var bytes = await store.ReadAsync(candidate, MaxManifestBytes, cancellationToken).ConfigureAwait(false);
-                if (bytes is not null && SignedDocument<AnchorManifest>.Parse(bytes, SchemaValidator.AnchorManifest, candidate).Value.Name == target)
-                {
-                    key = candidate;
-                }
-            }
-
-            if (key.Length == 0)
-            {
-                throw new RegistryException($"No anchor named '{target}' in {store.Location}.");
-            }
+                0 => throw new RegistryException($"No anchor named '{target}' in {store.Location}."),
+                1 => named[0].Key,
+                _ => throw new RegistryException(
+                    $"{named.Count} anchors are named '{target}' in {store.Location}: {string.Join(", ", named.Select(a => $"{a.Document.Value.Fingerprint} (created {a.Document.Value.Created:yyyy-MM-dd})"))}. Pull the one you mean by fingerprint: anchor:sha256:HEX."),
+            };
         }
 
         var content = await store.ReadAsync(key, MaxManifestBytes, cancellationToken).ConfigureAwait(false)
@@ -294,7 +297,11 @@ public sealed class ExpertRegistry(IRegistryStore store)
         return anchor;
     }
 
-    /// <summary>Publishes a revocation record for NAME@VERSION (create-only: a revocation is final).</summary>
+    /// <summary>
+    /// Publishes a revocation record for NAME@VERSION, bound to the digest of the manifest content and signed with
+    /// <paramref name="key"/>. A signed expert can only be revoked with the key that signed it. Create-only: a
+    /// revocation is final.
+    /// </summary>
     public async Task<RevocationRecord> RevokeAsync(string reference, string reason, SigningKey? key, CancellationToken cancellationToken)
     {
         var (name, version) = Naming.ParseReference(reference);
@@ -303,41 +310,107 @@ public sealed class ExpertRegistry(IRegistryStore store)
             throw new RegistryException($"Revoke one version: {name}@VERSION.");
         }
 
-        var (manifest, sha) = await ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false);
+        var manifest = (await ReadManifestAsync(name, version, cancellationToken).ConfigureAwait(false)).Document;
         if (manifest.SignedBy is { } owner && key?.Fingerprint != owner)
         {
             throw new RegistryException($"{name}@{version} was signed by {owner}; only that key can revoke it (--sign-key).");
         }
 
-        var record = new RevocationRecord(name, version, sha, reason, DateTimeOffset.UtcNow);
+        var record = new RevocationRecord(name, version, manifest.ContentSha256, reason, DateTimeOffset.UtcNow);
         var document = SignedDocument<RevocationRecord>.Create(record, SchemaValidator.Revocation, key);
-        if (!await store.CreateIfAbsentAsync(RegistryLayout.Revocation(name, version), Encoding.UTF8.GetBytes(document.Serialize()), cancellationToken).ConfigureAwait(false))
+        var path = RegistryLayout.Revocation(name, version, key?.Fingerprint);
+        if (!await store.CreateIfAbsentAsync(path, Encoding.UTF8.GetBytes(document.Serialize()), cancellationToken).ConfigureAwait(false))
         {
-            throw new RegistryException($"{name}@{version} is already revoked in {store.Location}.");
+            throw new RegistryException($"{name}@{version} is already revoked in {store.Location} ({path}).");
         }
 
+        var identity = ExpertIdentity.Of(manifest);
+        Ledger.Remember(identity, new RevocationFinding(identity.Reference, manifest.SignedBy is null ? RevocationBasis.UnsignedExpert : RevocationBasis.Owner, reason, record.RevokedAt, key?.Fingerprint, $"{store.Location}/{path}"));
         return record;
     }
 
-    private async Task<(int Uploaded, int Skipped, long Bytes, int Reused)> UploadFilesAsync(string folder, IReadOnlyList<FileDigest> files, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    private static (SignatureStatus Status, string? Signer) SignatureOf(SignedDocument<ExpertManifest> document)
     {
-        var totals = (0, 0, 0L, 0);
-        foreach (var file in files)
+        try
         {
-            var (u, s, b, r) = await UploadOneAsync(file, Path.Combine(folder, file.Path), progress, cancellationToken).ConfigureAwait(false);
-            totals = (totals.Item1 + u, totals.Item2 + s, totals.Item3 + b, totals.Item4 + r);
+            return ManifestSignature.VerifyIntegrity(document.Json, document.Source) is { } signer ? (SignatureStatus.Valid, signer) : (SignatureStatus.Unsigned, null);
         }
-
-        return totals;
+        catch (PackageException)
+        {
+            return (SignatureStatus.Invalid, document.SignedBy);
+        }
     }
 
-    private async Task<(int, int, long, int)> UploadOneAsync(FileDigest file, string path, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>One revocation record judged against the expert; null when it is verifiably not the owner's.</summary>
+    private async Task<RevocationFinding?> ReadRevocationAsync(ExpertIdentity expert, string key, CancellationToken cancellationToken)
+    {
+        var source = $"{store.Location}/{key}";
+        RevocationFinding Unverifiable(string why) => new(expert.Reference, RevocationBasis.Unverifiable, why, null, null, source);
+        byte[]? bytes;
+        try
+        {
+            bytes = await store.ReadAsync(key, MaxRevocationBytes, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryObjectTooLargeException)
+        {
+            return Unverifiable("the record is larger than any revocation");
+        }
+
+        if (bytes is null)
+        {
+            return null; // removed between listing and reading; a remembered revocation still applies
+        }
+
+        SignedDocument<RevocationRecord> record;
+        string? signer;
+        try
+        {
+            record = SignedDocument<RevocationRecord>.Parse(bytes, SchemaValidator.Revocation, source);
+            signer = ManifestSignature.VerifyIntegrity(record.Json, source);
+        }
+        catch (PackageException e)
+        {
+            return Unverifiable(e.Message);
+        }
+
+        var value = record.Value;
+        if (value.Name != expert.Name || value.Version != expert.Version)
+        {
+            return Unverifiable($"it names {value.Name}@{value.Version}, not {expert.Reference}");
+        }
+
+        if (expert.Owner is not null && signer != expert.Owner)
+        {
+            return null; // signed by someone else (or not at all): not the owner's withdrawal
+        }
+
+        var detail = value.ContentSha256 is { } content && expert.ContentSha256 is { } expected && content != expected
+            ? $"The record names manifest content {content}, not {expected}: the manifest was replaced after its owner revoked it."
+            : null;
+        return new RevocationFinding(expert.Reference, expert.Owner is null ? RevocationBasis.UnsignedExpert : RevocationBasis.Owner, value.Reason, value.RevokedAt, signer, source, Detail: detail);
+    }
+
+    private async Task<List<PublishedAnchor>> ReadAnchorsAsync(CancellationToken cancellationToken)
+    {
+        var anchors = new List<PublishedAnchor>();
+        await foreach (var key in store.ListAsync(RegistryLayout.Anchors, cancellationToken).ConfigureAwait(false))
+        {
+            if (RegistryLayout.IsAnchorManifest(key) && await store.ReadAsync(key, MaxManifestBytes, cancellationToken).ConfigureAwait(false) is { } bytes)
+            {
+                anchors.Add(new PublishedAnchor(key, SignedDocument<AnchorManifest>.Parse(bytes, SchemaValidator.AnchorManifest, $"{store.Location}/{key}")));
+            }
+        }
+
+        return anchors;
+    }
+
+    private async Task<UploadTotals> UploadOneAsync(FileDigest file, string path, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         var key = RegistryLayout.Blob(file.Sha256);
         if (await store.ExistsAsync(key, cancellationToken).ConfigureAwait(false))
         {
             progress?.Report(new TransferProgress(file.Path, file.Size, file.Size, Skipped: true));
-            return (0, 1, 0, 0);
+            return new UploadTotals(0, 1, 0, 0);
         }
 
         if (!File.Exists(path) || new FileInfo(path).Length != file.Size)
@@ -346,7 +419,7 @@ public sealed class ExpertRegistry(IRegistryStore store)
         }
 
         var result = await store.UploadFileAsync(key, path, file.Sha256, new FileProgress(file, progress), cancellationToken).ConfigureAwait(false);
-        return (1, 0, result.BytesSent, result.BlocksReused);
+        return new UploadTotals(1, 0, result.BytesSent, result.BlocksReused);
     }
 
     private async Task DownloadAsync(IReadOnlyList<FileDigest> files, string outFolder, byte[] manifestBytes, string manifestName, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
@@ -359,7 +432,7 @@ public sealed class ExpertRegistry(IRegistryStore store)
 
         var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(target))!;
         Directory.CreateDirectory(parent);
-        var temporary = Path.Combine(parent, $".{Path.GetFileName(Path.TrimEndingDirectorySeparator(target))}.{Guid.NewGuid():N}.pull");
+        var temporary = Formats.AtomicFile.TemporarySibling(target, "pull");
         Directory.CreateDirectory(temporary);
         try
         {
@@ -387,17 +460,12 @@ public sealed class ExpertRegistry(IRegistryStore store)
         }
         catch
         {
-            try
-            {
-                Directory.Delete(temporary, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-
+            Formats.AtomicFile.TryDeleteDirectory(temporary);
             throw;
         }
     }
+
+    private sealed record PublishedAnchor(string Key, SignedDocument<AnchorManifest> Document);
 
     /// <summary>Turns a store's byte counts into per-file progress reports.</summary>
     private sealed class FileProgress(FileDigest file, IProgress<TransferProgress>? inner) : IProgress<long>

@@ -11,6 +11,9 @@ public sealed class ApiException(int status, string message, string? param = nul
 
     public string Code { get; } = code;
 
+    /// <summary>Seconds a client should wait before retrying (sent as Retry-After), or null.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
     public JsonObject Body() => new()
     {
         ["error"] = new JsonObject

@@ -15,26 +15,24 @@ public static class CompletionEndpoints
     private const long MaxBodyBytes = 8L << 20;
     private static readonly JsonSerializerOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static Task Completions(HttpContext context, ModelHost host, GenerationEngine engine, ServerMetrics metrics, ServerOptions options, ApiKeyStore? keys) =>
-        HandleAsync(context, "completions", chat: false, host, engine, metrics, options, keys);
+    public static Task Completions(HttpContext context, ModelHost host, GenerationEngine engine, ServerOptions options, ApiKeyStore? keys) =>
+        HandleAsync(context, chat: false, host, engine, options, keys);
 
-    public static Task Chat(HttpContext context, ModelHost host, GenerationEngine engine, ServerMetrics metrics, ServerOptions options, ApiKeyStore? keys) =>
-        HandleAsync(context, "chat/completions", chat: true, host, engine, metrics, options, keys);
+    public static Task Chat(HttpContext context, ModelHost host, GenerationEngine engine, ServerOptions options, ApiKeyStore? keys) =>
+        HandleAsync(context, chat: true, host, engine, options, keys);
 
-    private static async Task HandleAsync(HttpContext context, string endpoint, bool chat, ModelHost host, GenerationEngine engine, ServerMetrics metrics, ServerOptions options, ApiKeyStore? keys)
+    private static async Task HandleAsync(HttpContext context, bool chat, ModelHost host, GenerationEngine engine, ServerOptions options, ApiKeyStore? keys)
     {
-        var sequences = new List<EngineSequence>();
-        var status = 200;
+        // Everything the request holds in the engine is tied to this token: a refusal, an error or a client that
+        // leaves cancels it, and the engine drops the request's sequences at its next step.
+        using var held = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var answered = false;
         try
         {
             var key = keys?.Authenticate(context.Request.Headers.Authorization.ToString() is { Length: > 0 } a ? a : null);
             using var document = await ReadBodyAsync(context).ConfigureAwait(false);
             var job = chat ? CompletionJob.ForChat(document.RootElement, host, key, options) : CompletionJob.ForCompletion(document.RootElement, host, key, options);
-            foreach (var prompt in job.Prompts)
-            {
-                sequences.Add(engine.Submit(new GenerationRequest(prompt, job.Sampling, job.Experts), job.Experts, context.RequestAborted));
-            }
-
+            var sequences = engine.SubmitAll(job.Prompts.Select(p => new GenerationRequest(p, job.Sampling, job.Experts)).ToList(), job.Experts, held.Token);
             var id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
             var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             if (job.Stream)
@@ -52,24 +50,47 @@ public static class CompletionEndpoints
                 context.Response.ContentType = "application/json";
                 await context.Response.WriteAsync(Response(id, created, job, results, chat, host).ToJsonString(Compact), context.RequestAborted).ConfigureAwait(false);
             }
+
+            answered = true;
         }
         catch (ApiException e)
         {
-            status = e.Status;
-            if (!context.Response.HasStarted)
-            {
-                context.Response.StatusCode = e.Status;
-                context.Response.ContentType = "application/json";
-                await context.Response.WriteAsync(e.Body().ToJsonString(Compact)).ConfigureAwait(false);
-            }
+            await WriteErrorAsync(context, e).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            status = 499; // the client went away; its sequences are dropped at the next decode step
+            // the client went away
         }
         finally
         {
-            metrics.Request(endpoint, status); // sequences are freed by the engine thread, never here
+            if (!answered)
+            {
+                await held.CancelAsync().ConfigureAwait(false); // sequences are freed by the engine thread, never here
+            }
+        }
+    }
+
+    /// <summary>An error as OpenAI sends it: a JSON body (or, once a stream has started, an SSE error event).</summary>
+    internal static async Task WriteErrorAsync(HttpContext context, ApiException e)
+    {
+        var response = context.Response;
+        if (!response.HasStarted)
+        {
+            response.StatusCode = e.Status;
+            response.ContentType = "application/json";
+            if (e.RetryAfterSeconds is { } seconds)
+            {
+                response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            await response.WriteAsync(e.Body().ToJsonString(Compact)).ConfigureAwait(false);
+            return;
+        }
+
+        if (response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true && !context.RequestAborted.IsCancellationRequested)
+        {
+            await response.WriteAsync($"data: {e.Body().ToJsonString(Compact)}\n\n").ConfigureAwait(false);
+            await response.Body.FlushAsync().ConfigureAwait(false);
         }
     }
 
@@ -86,7 +107,11 @@ public static class CompletionEndpoints
         }
         catch (JsonException e)
         {
-            throw new ApiException(400, $"The body is not valid JSON ({e.Message}).");
+            throw new ApiException(400, $"The body is not valid JSON ({e.Message}).", null, "invalid_json");
+        }
+        catch (BadHttpRequestException e)
+        {
+            throw new ApiException(e.StatusCode, $"The request body could not be read ({e.Message}).", null, "invalid_body");
         }
     }
 
@@ -149,7 +174,7 @@ public static class CompletionEndpoints
         return host.NumExperts == 0 ? [] : new JsonArray(used.Select(i => (JsonNode)host.Experts[i].Name).ToArray());
     }
 
-    private static async Task StreamAsync(HttpContext context, string id, long created, CompletionJob job, List<EngineSequence> sequences, bool chat, ModelHost host)
+    private static async Task StreamAsync(HttpContext context, string id, long created, CompletionJob job, IReadOnlyList<EngineSequence> sequences, bool chat, ModelHost host)
     {
         var response = context.Response;
         response.ContentType = "text/event-stream";
@@ -204,18 +229,34 @@ public static class CompletionEndpoints
             }
         }
 
+        // The first failing sequence stops the others' streams; the request then ends with an SSE error event.
+        using var streams = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        ApiException? failure = null;
         await Task.WhenAll(sequences.Select((sequence, index) => Task.Run(async () =>
         {
-            await foreach (var e in sequence.Events.ReadAllAsync(context.RequestAborted).ConfigureAwait(false))
+            try
             {
-                if (e.Error is not null)
+                await foreach (var e in sequence.Events.ReadAllAsync(streams.Token).ConfigureAwait(false))
                 {
-                    throw new ApiException(500, e.Error, null, "generation_failed");
-                }
+                    if (e.Error is not null)
+                    {
+                        Interlocked.CompareExchange(ref failure, new ApiException(500, e.Error, null, "generation_failed"), null);
+                        await streams.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
 
-                await Send(e.Done is null ? Chunk(index, e.Text, e.Token, null) : Chunk(index, string.Empty, null, e.Done.FinishReason)).ConfigureAwait(false);
+                    await Send(e.Done is null ? Chunk(index, e.Text, e.Token, null) : Chunk(index, string.Empty, null, e.Done.FinishReason)).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (failure is not null && !context.RequestAborted.IsCancellationRequested)
+            {
             }
         }))).ConfigureAwait(false);
+        if (failure is not null)
+        {
+            throw failure;
+        }
+
         var promptTokens = job.Prompts.Sum(p => p.Length);
         var completionTokens = sequences.Sum(s => s.State.Tokens.Count);
         var last = new JsonObject

@@ -40,6 +40,9 @@ public sealed class EngineSequence
 
     public ChannelReader<SequenceEvent> Events => _events.Reader;
 
+    /// <summary>Set when the sequence ended with an error.</summary>
+    public bool Failed { get; private set; }
+
     internal Core.Modeling.KvCache? Cache { get; set; }
 
     internal long Position { get; set; }
@@ -48,10 +51,13 @@ public sealed class EngineSequence
 
     internal void Emit(SequenceEvent e) => _events.Writer.TryWrite(e);
 
+    internal void Fail(string message) => Complete(message);
+
     internal void Complete(string? error = null)
     {
         if (error is not null)
         {
+            Failed = true;
             _events.Writer.TryWrite(new SequenceEvent(-1, string.Empty, null, error));
         }
         else if (State.Result is { } result)

@@ -13,6 +13,7 @@ public static class FlexOlmoServer
     /// <param name="configure">Last-minute changes to the builder (tests swap Kestrel for the in-memory test server).</param>
     public static WebApplication Build(ServerOptions options, ModelHost? host = null, Action<WebApplicationBuilder>? configure = null, IReadOnlyList<string>? args = null)
     {
+        options.Validate();
         var builder = WebApplication.CreateSlimBuilder([.. args ?? []]);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
@@ -20,20 +21,60 @@ public static class FlexOlmoServer
         builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 8L << 20);
         var model = host ?? ModelHost.Load(options);
+        var keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, model) : null;
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(model);
         builder.Services.AddSingleton<RevocationState>();
         builder.Services.AddSingleton<ServerMetrics>();
         builder.Services.AddSingleton<GenerationEngine>();
-        var keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, model) : null;
         builder.Services.AddHostedService<RevocationWatcher>();
         configure?.Invoke(builder);
         var app = builder.Build();
-        app.MapPost("/v1/completions", (HttpContext c, ModelHost h, GenerationEngine e, ServerMetrics m) => CompletionEndpoints.Completions(c, h, e, m, options, keys));
-        app.MapPost("/v1/chat/completions", (HttpContext c, ModelHost h, GenerationEngine e, ServerMetrics m) => CompletionEndpoints.Chat(c, h, e, m, options, keys));
+        app.Use(CountAndGuardAsync);
+        app.MapPost("/v1/completions", (HttpContext c, ModelHost h, GenerationEngine e) => CompletionEndpoints.Completions(c, h, e, options, keys));
+        app.MapPost("/v1/chat/completions", (HttpContext c, ModelHost h, GenerationEngine e) => CompletionEndpoints.Chat(c, h, e, options, keys));
         app.MapGet("/v1/models", InfoEndpoints.Models);
         app.MapGet("/health", InfoEndpoints.Health);
+        app.MapGet("/ready", InfoEndpoints.Ready);
         app.MapGet("/metrics", InfoEndpoints.Metrics);
         return app;
     }
+
+    /// <summary>
+    /// Every response is counted under the status it really got (499 when the client left first), and whatever escapes
+    /// an endpoint becomes a 500 with a JSON body and an error id, never an empty body or a stack trace.
+    /// </summary>
+    private static async Task CountAndGuardAsync(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
+        {
+            var id = Guid.NewGuid().ToString("N")[..12];
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("FlexOlmo.Serving").LogError(e, "unhandled error {ErrorId} on {Path}", id, context.Request.Path);
+            await CompletionEndpoints.WriteErrorAsync(context, new ApiException(500, $"Internal error (id {id}); the server log has the details.", null, "internal_error")).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // the client went away
+        }
+        finally
+        {
+            var status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
+            context.RequestServices.GetRequiredService<ServerMetrics>().Request(EndpointLabel(context.Request.Path), status);
+        }
+    }
+
+    private static string EndpointLabel(PathString path) => path.Value switch
+    {
+        "/v1/completions" => "completions",
+        "/v1/chat/completions" => "chat/completions",
+        "/v1/models" => "models",
+        "/health" => "health",
+        "/ready" => "ready",
+        "/metrics" => "metrics",
+        _ => "other",
+    };
 }

@@ -14,6 +14,9 @@ namespace FlexOlmo.Serving;
 /// then decoded together with the others, one token per step, each with its own expert mask (re-applied every step,
 /// so a revocation takes effect immediately) and its own KV cache. Decoding is row-invariant: a sequence's tokens do
 /// not depend on what else is in its batch and equal what <c>flexolmo generate</c> produces.
+/// Failures are per sequence: a sequence whose prefill, sampling or text fails is completed with an error and leaves
+/// the batch; when a shared step fails, its rows are retried one by one (caches advance only after a whole step, so a
+/// retry repeats nothing) and only the rows that fail alone are failed. Clients get an error id, never internals.
 /// </summary>
 public sealed class GenerationEngine : IDisposable
 {
@@ -39,20 +42,33 @@ public sealed class GenerationEngine : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Queues a sequence; a full queue is a 429.</summary>
-    public EngineSequence Submit(GenerationRequest request, ExpertSet experts, CancellationToken aborted)
+    /// <summary>Whether the engine thread is alive (readiness).</summary>
+    public bool IsRunning => _thread.IsAlive;
+
+    /// <summary>Test seam: runs on the engine thread before each token of a sequence is sampled; what it throws fails that sequence.</summary>
+    internal Action<EngineSequence>? BeforeSample { get; set; }
+
+    /// <summary>
+    /// Queues all of a request's sequences, or none: when they do not all fit in the queue, nothing is queued and the
+    /// request gets 429 (with Retry-After).
+    /// </summary>
+    public IReadOnlyList<EngineSequence> SubmitAll(IReadOnlyList<GenerationRequest> requests, ExpertSet experts, CancellationToken aborted)
     {
-        if (Interlocked.Increment(ref _pendingCount) > _options.MaxQueue)
+        if (Interlocked.Add(ref _pendingCount, requests.Count) > _options.MaxQueue)
         {
-            Interlocked.Decrement(ref _pendingCount);
-            throw new ApiException(429, $"The server is busy ({_options.MaxQueue} sequences already wait); retry shortly.", null, "queue_full");
+            Interlocked.Add(ref _pendingCount, -requests.Count);
+            throw new ApiException(429, $"The server is busy ({_options.MaxQueue} sequences may wait; this request needs {requests.Count} more); retry shortly.", null, "queue_full") { RetryAfterSeconds = 1 };
         }
 
-        var sequence = new EngineSequence(request, experts, _host.Tokenizer, aborted);
-        _pending.Enqueue(sequence);
-        _metrics.Queued = _pendingCount;
+        var sequences = requests.Select(r => new EngineSequence(r, experts, _host.Tokenizer, aborted)).ToList();
+        foreach (var sequence in sequences)
+        {
+            _pending.Enqueue(sequence);
+        }
+
+        _metrics.Queued = Volatile.Read(ref _pendingCount);
         _signal.Release();
-        return sequence;
+        return sequences;
     }
 
     private void Loop()
@@ -94,14 +110,16 @@ public sealed class GenerationEngine : IDisposable
                 }
 
                 Step(active);
-                active.RemoveAll(s => s.State.Finished);
+                active.RemoveAll(s => s.State.Finished || s.Failed);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                _logger.LogError(e, "decode step failed; failing the {Count} sequences in it", active.Count);
+                // Only bookkeeping outside the per-sequence guards can get here; fail what is active, keep serving.
+                var id = ErrorId();
+                _logger.LogError(e, "engine error {ErrorId}; failing the {Count} active sequences", id, active.Count);
                 foreach (var sequence in active)
                 {
-                    sequence.Complete($"internal error: {e.Message}");
+                    Fail(sequence, id);
                 }
 
                 active.Clear();
@@ -109,20 +127,29 @@ public sealed class GenerationEngine : IDisposable
         }
     }
 
-    /// <summary>Runs a new sequence's prompt alone (exactly as generate does) and takes its first token; false when it is already done.</summary>
+    /// <summary>Runs a new sequence's prompt alone (exactly as generate does) and takes its first token; false when it is done or failed.</summary>
     private bool Prefill(EngineSequence sequence)
     {
-        using var scope = NewDisposeScope();
-        var prompt = sequence.State.Request.PromptIds;
-        sequence.Cache = _host.Model.CreateCache(1, prompt.Count + sequence.State.Request.Sampling.MaxNewTokens);
-        var bias = Bias([sequence]);
-        var ids = tensor(prompt.Select(t => (long)t).ToArray(), [1, prompt.Count]).to(_host.Model.Device); // [1, P]
-        var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
-        var logits = _host.Model.Forward(ids, new ForwardOptions { Cache = sequence.Cache, ExpertBias = bias, LastTokenOnly = true, Trace = trace }); // [1, 1, V]
-        CountUsage(trace);
-        sequence.Position = prompt.Count;
-        _metrics.PromptTokens(prompt.Count);
-        Accept(sequence, logits[0, 0]);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var prompt = sequence.State.Request.PromptIds;
+            sequence.Cache = _host.Model.CreateCache(1, prompt.Count + sequence.State.Request.Sampling.MaxNewTokens);
+            var bias = Bias([sequence]);
+            var ids = tensor(prompt.Select(t => (long)t).ToArray(), [1, prompt.Count]).to(_host.Model.Device); // [1, P]
+            var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
+            var logits = _host.Model.Forward(ids, new ForwardOptions { Cache = sequence.Cache, ExpertBias = bias, LastTokenOnly = true, Trace = trace }); // [1, 1, V]
+            CountUsage(trace);
+            sequence.Position = prompt.Count;
+            _metrics.PromptTokens(prompt.Count);
+            Accept(sequence, logits[0, 0]);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Fail(sequence, e, "prefill");
+            return false;
+        }
+
         if (sequence.State.Finished)
         {
             Finish(sequence);
@@ -132,29 +159,84 @@ public sealed class GenerationEngine : IDisposable
         return true;
     }
 
+    /// <summary>One decode step for every active row; on a failure of the shared step, each row is retried alone.</summary>
     private void Step(List<EngineSequence> active)
     {
         using var scope = NewDisposeScope();
-        var device = _host.Model.Device;
-        var ids = tensor(active.Select(s => (long)s.LastToken).ToArray(), [active.Count, 1]).to(device); // [R, 1]
-        var positions = tensor(active.Select(s => s.Position).ToArray(), [active.Count, 1]).to(device); // [R, 1]
-        var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
-        var logits = _host.Model.ForwardRows(ids, positions, active.Select(s => s.Cache!).ToList(), Bias(active), trace); // [R, 1, V]
-        CountUsage(trace);
+        Tensor logits;
+        try
+        {
+            logits = Forward(active); // [R, 1, V]
+        }
+        catch (Exception e) when (e is not OutOfMemoryException && active.Count > 1)
+        {
+            _logger.LogWarning("a shared decode step of {Count} sequences failed ({Message}); running them one by one", active.Count, e.Message);
+            foreach (var row in active)
+            {
+                StepAlone(row);
+            }
+
+            return;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Fail(active[0], e, "decode");
+            return;
+        }
+
         _metrics.BatchSize(active.Count);
         for (var r = 0; r < active.Count; r++)
         {
-            active[r].Position++;
-            Accept(active[r], logits[r, 0]);
-            if (active[r].State.Finished)
+            Advance(active[r], logits[r, 0]);
+        }
+    }
+
+    private void StepAlone(EngineSequence row)
+    {
+        try
+        {
+            using var scope = NewDisposeScope();
+            var logits = Forward([row]); // [1, 1, V]
+            Advance(row, logits[0, 0]);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Fail(row, e, "decode");
+        }
+    }
+
+    private Tensor Forward(IReadOnlyList<EngineSequence> rows)
+    {
+        var device = _host.Model.Device;
+        var ids = tensor(rows.Select(s => (long)s.LastToken).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
+        var positions = tensor(rows.Select(s => s.Position).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
+        var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
+        var logits = _host.Model.ForwardRows(ids, positions, rows.Select(s => s.Cache!).ToList(), Bias(rows), trace); // [R, 1, V]
+        CountUsage(trace);
+        return logits;
+    }
+
+    /// <summary>Takes a row's next token; a failure here (sampling, text) fails that row only.</summary>
+    private void Advance(EngineSequence sequence, Tensor logits)
+    {
+        try
+        {
+            sequence.Position++;
+            Accept(sequence, logits);
+            if (sequence.State.Finished)
             {
-                Finish(active[r]);
+                Finish(sequence);
             }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Fail(sequence, e, "sampling");
         }
     }
 
     private void Accept(EngineSequence sequence, Tensor logits)
     {
+        BeforeSample?.Invoke(sequence);
         var token = sequence.State.Sampler.Sample(logits);
         sequence.LastToken = token;
         sequence.FirstToken ??= DateTime.UtcNow;
@@ -174,7 +256,22 @@ public sealed class GenerationEngine : IDisposable
         sequence.Complete();
     }
 
-    /// <summary>Each row's experts minus those revoked now; null when every row may use every expert.</summary>
+    private void Fail(EngineSequence sequence, Exception e, string stage)
+    {
+        var id = ErrorId();
+        _logger.LogError(e, "sequence failed during {Stage} (error {ErrorId})", stage, id);
+        Fail(sequence, id);
+    }
+
+    private void Fail(EngineSequence sequence, string errorId)
+    {
+        _metrics.SequenceFailed();
+        sequence.Fail($"Generation failed for this sequence (error {errorId}); other requests were not affected. The server log has the details under that id.");
+    }
+
+    private static string ErrorId() => Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>Each row's experts minus those excluded now (revoked, or suspended while revocations cannot be checked).</summary>
     private Tensor? Bias(IReadOnlyList<EngineSequence> rows)
     {
         if (_host.NumExperts == 0)
@@ -182,10 +279,10 @@ public sealed class GenerationEngine : IDisposable
             return null;
         }
 
-        var revoked = _revocations.Revoked;
+        var excluded = _revocations.Excluded;
         foreach (var row in rows)
         {
-            row.Effective = revoked.Count == 0 ? row.Experts : row.Experts.Without(revoked.Where(row.Experts.Contains));
+            row.Effective = excluded.Count == 0 ? row.Experts : row.Experts.Without(excluded.Where(row.Experts.Contains));
         }
 
         return ExpertMask.ToRouterBias(rows.Select(r => r.Effective!).ToArray(), _host.NumExperts, _host.Model.Device);

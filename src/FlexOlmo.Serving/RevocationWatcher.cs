@@ -5,14 +5,33 @@ using Microsoft.Extensions.Logging;
 namespace FlexOlmo.Serving;
 
 /// <summary>
-/// Polls the registry for revocations of the served experts (by name, version and manifest hash from the sidecar);
-/// a revoked expert stops taking part in every request, in-flight ones included, from the next decode step.
+/// Checks the registry for revocations of the served experts (by the name, version, content digest and signer the
+/// sidecar recorded at composition), once before the server takes requests and then every poll interval, through
+/// the registry's one revocation check. A revoked expert stops taking part in every request, in-flight ones
+/// included, from the next decode step, and stays out. A failed check is reported (log, /health, /metrics) and,
+/// past the grace period, suspends every checked expert.
 /// </summary>
 public sealed class RevocationWatcher(ModelHost host, RevocationState state, ServerOptions options, ILogger<RevocationWatcher> logger) : BackgroundService
 {
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var governed = host.Sidecar?.Experts.Where(e => e.Index > 0 && e.Version is not null).ToList() ?? [];
+        if (options.Registry is not null && governed.Count > 0)
+        {
+            state.Track(governed.Select(e => e.Index), options.RevocationGrace);
+            await TryCheckAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else if (governed.Count > 0)
+        {
+            logger.LogWarning("serving {Count} published experts without --registry: their owners' revocations are NOT checked", governed.Count);
+        }
+
+        await base.StartAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (options.Registry is null || host.Sidecar is null)
+        if (!state.Checking)
         {
             return;
         }
@@ -20,44 +39,46 @@ public sealed class RevocationWatcher(ModelHost host, RevocationState state, Ser
         var interval = TimeSpan.FromSeconds(Math.Max(0.2, options.RevocationPollSeconds));
         while (!stoppingToken.IsCancellationRequested)
         {
-            try
-            {
-                await CheckAsync(stoppingToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                state.Failed(e.Message);
-                logger.LogWarning("revocation check against {Registry} failed: {Message}", options.Registry, e.Message);
-            }
-
             await Task.Delay(interval, stoppingToken).ConfigureAwait(false);
+            await TryCheckAsync(stoppingToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>One poll: reads each served expert's manifest and revocation record.</summary>
+    /// <summary>One check of every governed expert; any failure leaves the state as it was and is recorded.</summary>
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         var registry = new ExpertRegistry(await RegistryConnection.OpenAsync(options.Registry, options.ConnectionString, cancellationToken).ConfigureAwait(false));
-        var revoked = new List<int>();
-        foreach (var expert in host.Sidecar!.Experts.Where(e => e.Index > 0 && e.Version is not null))
+        foreach (var expert in host.Sidecar!.Experts.Where(e => state.Tracked.Contains(e.Index)))
         {
-            if (!await registry.Store.ExistsAsync(RegistryLayout.ExpertManifest(expert.Name, expert.Version!), cancellationToken).ConfigureAwait(false))
+            var identity = new ExpertIdentity(expert.Name, expert.Version!, expert.ContentSha256, expert.SignedBy);
+            if (await registry.CheckRevocationAsync(identity, cancellationToken).ConfigureAwait(false) is { } finding)
             {
-                continue;
-            }
+                if (!state.IsRevoked(expert.Index))
+                {
+                    logger.LogWarning("expert {Name} no longer takes part in any request: {Message}", expert.Name, finding.Message);
+                }
 
-            var (manifest, sha) = await registry.ReadManifestAsync(expert.Name, expert.Version!, cancellationToken).ConfigureAwait(false);
-            if ((expert.ManifestSha256 is null || expert.ManifestSha256 == sha) && await registry.RevocationAsync(manifest, sha, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                revoked.Add(expert.Index);
+                state.Revoke(expert.Index, finding);
             }
         }
 
-        var before = state.Revoked;
-        state.Update(revoked);
-        foreach (var index in revoked.Except(before))
+        state.Succeeded();
+    }
+
+    private async Task TryCheckAsync(CancellationToken cancellationToken)
+    {
+        try
         {
-            logger.LogWarning("expert {Name} was revoked by its owner; it no longer takes part in any request", host.Experts[index].Name);
+            await CheckAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            state.Failed(e.Message);
+            logger.LogError(
+                "revocation check against {Registry} failed ({Message}); {Effect}",
+                options.Registry,
+                e.Message,
+                state.Suspended ? "every published expert is suspended until a check succeeds" : $"experts stay as they were for at most {options.RevocationGrace.TotalSeconds:0} s");
         }
     }
 }

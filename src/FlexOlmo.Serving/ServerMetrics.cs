@@ -16,6 +16,7 @@ public sealed class ServerMetrics
     private readonly ConcurrentDictionary<string, long> _expertTokens = new();
     private long _promptTokens;
     private long _generatedTokens;
+    private long _sequenceFailures;
 
     public int Queued { get; set; }
 
@@ -27,6 +28,8 @@ public sealed class ServerMetrics
 
     public void GeneratedTokens(int count) => Interlocked.Add(ref _generatedTokens, count);
 
+    public void SequenceFailed() => Interlocked.Increment(ref _sequenceFailures);
+
     public void FirstToken(TimeSpan latency) => _firstToken.Observe(latency.TotalSeconds);
 
     public void Finished(TimeSpan duration) => _duration.Observe(duration.TotalSeconds);
@@ -35,7 +38,7 @@ public sealed class ServerMetrics
 
     public void ExpertTokens(string expert, long tokens) => _expertTokens.AddOrUpdate(expert, tokens, (_, v) => v + tokens);
 
-    public string Render()
+    public string Render(RevocationState revocations)
     {
         var text = new StringBuilder();
         text.AppendLine("# HELP flexolmo_requests_total HTTP requests by endpoint and status.");
@@ -47,6 +50,15 @@ public sealed class ServerMetrics
 
         Counter(text, "flexolmo_prompt_tokens_total", "Prompt tokens processed.", Interlocked.Read(ref _promptTokens));
         Counter(text, "flexolmo_generated_tokens_total", "Tokens generated.", Interlocked.Read(ref _generatedTokens));
+        Counter(text, "flexolmo_sequence_failures_total", "Sequences that ended with an error (each failed alone).", Interlocked.Read(ref _sequenceFailures));
+        text.AppendLine("# HELP flexolmo_revocation_checks_total Revocation checks against the registry, by result.");
+        text.AppendLine("# TYPE flexolmo_revocation_checks_total counter");
+        text.AppendLine(CultureInfo.InvariantCulture, $"flexolmo_revocation_checks_total{{result=\"ok\"}} {revocations.Successes}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"flexolmo_revocation_checks_total{{result=\"error\"}} {revocations.Failures}");
+        Gauge(text, "flexolmo_revocation_last_success_timestamp_seconds", "When the last revocation check succeeded (Unix time; 0: never).", revocations.LastSuccess?.ToUnixTimeSeconds() ?? 0);
+        Gauge(text, "flexolmo_revocation_checking", "1 when the served experts' revocations are checked against a registry.", revocations.Checking ? 1 : 0);
+        Gauge(text, "flexolmo_experts_revoked", "Experts revoked by their owners (excluded from every request).", revocations.Revoked.Count);
+        Gauge(text, "flexolmo_experts_suspended", "1 while published experts are suspended because revocations could not be checked within the grace period.", revocations.Suspended ? 1 : 0);
         Gauge(text, "flexolmo_queue_length", "Sequences waiting for a batch slot.", Queued);
         Gauge(text, "flexolmo_active_sequences", "Sequences being decoded.", Active);
         _batch.Render(text, "flexolmo_batch_size", "Sequences per decode step.");

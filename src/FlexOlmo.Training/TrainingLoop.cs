@@ -49,6 +49,7 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
             tokens = state.Tokens;
             losses.AddRange(state.Losses);
             CopyMastersToModel(trainable, masters);
+            TrimMetrics(Path.Combine(outputFolder, MetricsFile), step);
         }
         else if (File.Exists(Path.Combine(outputFolder, MetricsFile)))
         {
@@ -135,6 +136,32 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
 
         TrainingCheckpoint.Save(checkpointFolder, named, optimizer, new TrainingCheckpoint.State(step, tokens, key, losses));
         return new TrainingOutcome(step, tokens, Interrupted: false, lastLoss, losses);
+    }
+
+    /// <summary>
+    /// Drops the rows of steps after the checkpoint being resumed (a run that was killed wrote them before its last
+    /// checkpoint could), so metrics.jsonl has each step once.
+    /// </summary>
+    private static void TrimMetrics(string path, long step)
+    {
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        var kept = File.ReadLines(path).Where(line =>
+        {
+            try
+            {
+                using var row = JsonDocument.Parse(line);
+                return row.RootElement.TryGetProperty("step", out var s) && s.TryGetInt64(out var n) && n <= step;
+            }
+            catch (JsonException)
+            {
+                return false; // a row cut short when the process was killed
+            }
+        }).ToList();
+        Formats.AtomicFile.WriteAllText(path, string.Concat(kept.Select(l => l + "\n")));
     }
 
     private static void CopyMastersToModel(IReadOnlyList<TrainableParameter> trainable, IReadOnlyList<Parameter> masters)

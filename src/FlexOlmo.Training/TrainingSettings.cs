@@ -48,6 +48,9 @@ public sealed record TrainingSettings
 
     public int InstancesPerStep => (int)(BatchTokens / SeqLen);
 
+    /// <summary>Instances per optimiser step at most (a batch of 2048-token instances is then 134M tokens).</summary>
+    public const int MaxInstancesPerStep = 65536;
+
     /// <summary>Checks the settings; the message names the option to change.</summary>
     public void Validate(int maxPositions)
     {
@@ -66,29 +69,48 @@ public sealed record TrainingSettings
             throw new TrainingException($"--batch-tokens {BatchTokens} must be a positive multiple of --seq-len {SeqLen}.");
         }
 
-        if (MicroBatch < 1)
+        if (BatchTokens / SeqLen > MaxInstancesPerStep)
         {
-            throw new TrainingException($"--micro-batch must be at least 1 (got {MicroBatch}).");
+            throw new TrainingException($"--batch-tokens {BatchTokens} is {BatchTokens / SeqLen} instances of {SeqLen} tokens per step; at most {MaxInstancesPerStep} are allowed.");
         }
 
-        if (Lr <= 0 || double.IsNaN(Lr))
+        if (MicroBatch is < 1 or > MaxInstancesPerStep)
         {
-            throw new TrainingException($"--lr must be positive (got {Lr}).");
+            throw new TrainingException($"--micro-batch must be between 1 and {MaxInstancesPerStep} (got {MicroBatch}).");
         }
 
-        if (RouterLrScale < 0 || double.IsNaN(RouterLrScale))
-        {
-            throw new TrainingException($"--router-lr-scale must be zero or positive (got {RouterLrScale}).");
-        }
-
-        if (RouterZLoss < 0 || LogitZLoss < 0 || double.IsNaN(RouterZLoss) || double.IsNaN(LogitZLoss))
-        {
-            throw new TrainingException($"--router-z-loss and --logit-z-loss must be zero or positive (got {RouterZLoss}, {LogitZLoss}).");
-        }
-
+        Finite(Lr, "--lr", 0, 10, minExclusive: true);
+        Finite(RouterLrScale, "--router-lr-scale", 0, 1000);
+        Finite(RouterZLoss, "--router-z-loss", 0, 1000);
+        Finite(LogitZLoss, "--logit-z-loss", 0, 1000);
+        Finite(WeightDecay, "--weight-decay", 0, 100);
+        Finite(ValidationFraction, "--val-fraction", 0, 0.5);
+        Finite(FinalLrRatio, "final learning-rate ratio", 0, 1);
+        Finite(GradClip, "gradient clipping", 0, double.MaxValue);
+        Finite(Beta1, "beta1", 0, 1, maxExclusive: true);
+        Finite(Beta2, "beta2", 0, 1, maxExclusive: true);
         if (Steps is < 1 || Tokens is < 1)
         {
             throw new TrainingException("--steps and --tokens must be positive.");
+        }
+
+        if (Warmup is < 0)
+        {
+            throw new TrainingException($"--warmup must be zero or positive (got {Warmup}).");
+        }
+
+        if (CheckpointEvery < 0)
+        {
+            throw new TrainingException($"--checkpoint-every must be zero (only at the end) or positive (got {CheckpointEvery}).");
+        }
+    }
+
+    private static void Finite(double value, string option, double min, double max, bool minExclusive = false, bool maxExclusive = false)
+    {
+        var ok = double.IsFinite(value) && (minExclusive ? value > min : value >= min) && (maxExclusive ? value < max : value <= max);
+        if (!ok)
+        {
+            throw new TrainingException($"{option} must be a number {(minExclusive ? ">" : ">=")} {min} and {(maxExclusive ? "<" : "<=")} {max} (got {value}).");
         }
     }
 

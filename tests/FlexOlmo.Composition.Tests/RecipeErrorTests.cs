@@ -85,7 +85,7 @@ public sealed class RecipeErrorTests(CompositionFixture fixture)
               - source: chemistry@9.9.9
             """,
             line: 5,
-            "experts.0.source: chemistry@9.9.9 was revoked by its owner");
+            "experts.0.source: chemistry@9.9.9 was withdrawn");
         await Expect(
             $"""
             name: x

@@ -19,7 +19,7 @@ public sealed class ExpertRegistryTests(RegistryStores stores)
         var published = await registry.PublishExpertAsync(package, key, null, CancellationToken.None);
         var listed = await registry.ListAsync(null, CancellationToken.None);
         using var trusted = SigningKey.Load(temp.File("owner.key.pub"));
-        var pulled = await registry.PullExpertAsync("news", temp.File("pulled"), [trusted], null, CancellationToken.None);
+        var pulled = (await registry.PullExpertAsync("news", temp.File("pulled"), [trusted], null, CancellationToken.None)).Package;
 
         Assert.Equal("news@1.0.0", published.Reference);
         Assert.Equal(1, published.FilesUploaded);
@@ -96,7 +96,7 @@ public sealed class ExpertRegistryTests(RegistryStores stores)
 
         Assert.Equal(0, again.FilesUploaded);
         Assert.Equal(1, again.FilesSkipped);
-        var pulled = await registry.PullExpertAsync("code", temp.File("latest"), null, null, CancellationToken.None);
+        var pulled = (await registry.PullExpertAsync("code", temp.File("latest"), null, null, CancellationToken.None)).Package;
         Assert.Equal("1.10.0", pulled.Manifest.Value.Version);
     }
 
@@ -143,7 +143,7 @@ public sealed class ExpertRegistryTests(RegistryStores stores)
         Assert.Contains("only that key can revoke", refused.Message, StringComparison.Ordinal);
         var entry = Assert.Single(await registry.ListAsync(null, CancellationToken.None));
         Assert.True(entry.Revoked);
-        Assert.Equal("consent withdrawn by the publisher", entry.RevocationReason);
+        Assert.Equal("consent withdrawn by the publisher", entry.Revocation!.Reason);
         var error = await Assert.ThrowsAsync<RegistryException>(() => registry.PullExpertAsync("news@1.0.0", temp.File("out"), null, null, CancellationToken.None));
         Assert.Contains("revoked by its owner", error.Message, StringComparison.Ordinal);
         Assert.Contains("consent withdrawn", error.Message, StringComparison.Ordinal);
@@ -175,7 +175,7 @@ public sealed class ExpertRegistryTests(RegistryStores stores)
 
         Assert.InRange(result.BlocksReused, 10, 31);
         Assert.True(result.BytesSent < 8 * 1024 * 1024, $"sent {result.BytesSent} bytes again");
-        var pulled = await registry.PullExpertAsync("big", temp.File("pulled"), null, null, CancellationToken.None);
+        var pulled = (await registry.PullExpertAsync("big", temp.File("pulled"), null, null, CancellationToken.None)).Package;
         Assert.Equal(File.ReadAllBytes(Path.Combine(package, ExpertTensorNames.WeightsFile)), File.ReadAllBytes(pulled.WeightsPath));
     }
 

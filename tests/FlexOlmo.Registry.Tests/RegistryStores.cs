@@ -20,8 +20,8 @@ public sealed class RegistryStores : IDisposable
     {
         var n = Interlocked.Increment(ref _containers);
         return kind == "local"
-            ? await RegistryConnection.OpenAsync(Path.Combine(Temp.Path, $"local-{n}"), null, CancellationToken.None)
-            : await RegistryConnection.OpenAsync(Azurite.RegistryUri($"registry{n}", "team/prefix"), Azurite.ConnectionString, CancellationToken.None);
+            ? await RegistryConnection.OpenAsync(Path.Combine(Temp.Path, $"local-{n}"), null, CancellationToken.None, create: true)
+            : await RegistryConnection.OpenAsync(Azurite.RegistryUri($"registry{n}", "team/prefix"), Azurite.ConnectionString, CancellationToken.None, create: true);
     }
 
     /// <summary>An Azure store with small blocks and quick retries (for the interrupted-upload test).</summary>

@@ -13,7 +13,7 @@ public sealed class DataPipelineTests(TrainingFixture fixture)
     {
         using var temp = new TempDirectory("cache");
         var file = SyntheticCorpus.WriteJsonl(temp.File("d.jsonl"), SyntheticCorpus.Counting(20, 9));
-        var cache = new TokenCache(temp.Sub("c"), fixture.Tokenizer, 320);
+        var cache = new TokenCache(temp.Sub("c"), new TextEncoding(fixture.Tokenizer, 320));
         var first = new List<string>();
         var second = new List<string>();
 
@@ -40,7 +40,7 @@ public sealed class DataPipelineTests(TrainingFixture fixture)
 
         File.WriteAllText(temp.File("c.txt"), "alpha beta");
         File.WriteAllText(temp.File("d.txt"), "gamma delta");
-        var cache = new TokenCache(temp.Sub("cache"), fixture.Tokenizer, 320);
+        var cache = new TokenCache(temp.Sub("cache"), new TextEncoding(fixture.Tokenizer, 320));
 
         using var fromJsonl = new TokenDataset(cache.Prepare([jsonl], 2), 336);
         using var fromGz = new TokenDataset(cache.Prepare([gz], 2), 336);
@@ -69,7 +69,7 @@ public sealed class DataPipelineTests(TrainingFixture fixture)
         bytes.AddRange(ids.SelectMany(i => BitConverter.GetBytes(i)));
         File.WriteAllBytes(npy, bytes.ToArray());
 
-        var cache = new TokenCache(temp.Sub("c"), fixture.Tokenizer, 320);
+        var cache = new TokenCache(temp.Sub("c"), new TextEncoding(fixture.Tokenizer, 320));
         using var fromRaw = new TokenDataset(cache.Prepare([raw], 2), 336);
         using var fromNpy = new TokenDataset(cache.Prepare([npy], 4), 336);
         Assert.Equal(ids.Select(i => (long)i), Read(fromRaw));

@@ -180,7 +180,7 @@ public sealed class ExpertTrainingTests(TrainingFixture fixture, ITestOutputHelp
 
     private TokenDataset Dataset(string file, ModelConfig config)
     {
-        var cache = new TokenCache(fixture.TokenCache, fixture.Tokenizer, config.EosTokenIds[0]);
+        var cache = new TokenCache(fixture.TokenCache, new TextEncoding(fixture.Tokenizer, config.EosTokenIds[0]));
         return new TokenDataset(cache.Prepare([file], 2), config.VocabSize);
     }
 

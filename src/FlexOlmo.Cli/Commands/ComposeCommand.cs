@@ -23,11 +23,16 @@ internal static class ComposeCommand
     private static async Task<int> RunAsync(CommandContext context)
     {
         var recipe = Recipe.Load(context.Get(RecipePath));
-        var result = await Composer.ComposeAsync(recipe, context.Get(Out), context.Get(Connection), new Progress<string>(l => context.Error.WriteLine(l)), context.CancellationToken).ConfigureAwait(false);
+        var result = await Composer.ComposeAsync(recipe, context.Get(Out), context.Get(Connection), new SyncProgress<string>(l => context.Error.WriteLine(l)), context.CancellationToken).ConfigureAwait(false);
         context.Output.WriteLine($"composed {recipe.Name} into {result.Folder} ({Format.Bytes(result.Bytes)}): {result.Config.NumExperts} experts, top-{result.Config.NumExpertsPerTok}");
         foreach (var expert in result.Sidecar.Experts)
         {
-            context.Output.WriteLine($"  expert {expert.Index}: {expert.Name}{(expert.Version is null ? string.Empty : "@" + expert.Version)}  ({expert.Owner}, {expert.License}){(expert.SignedBy is { } s ? $" signed by {s[..19]}" : string.Empty)}");
+            context.Output.WriteLine($"  expert {expert.Index}: {expert.Name}{(expert.Version is null ? string.Empty : "@" + expert.Version)}  ({expert.Owner}, {expert.License}){(expert.SignedBy is { } s ? $" signed by {s[..19]}{(expert.Verified == true ? " (trusted)" : " (UNVERIFIED)")}" : expert.Index > 0 ? " unsigned (UNVERIFIED)" : string.Empty)}");
+        }
+
+        foreach (var warning in result.Warnings)
+        {
+            context.Error.WriteLine($"WARNING: {warning}");
         }
 
         context.Output.WriteLine($"try: flexolmo generate --model {result.Folder} --prompt \"...\" --exclude-experts {(result.Sidecar.Experts.Count > 1 ? result.Sidecar.Experts[1].Name : "1")}");

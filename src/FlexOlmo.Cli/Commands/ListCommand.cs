@@ -22,6 +22,11 @@ internal static class ListCommand
 
     private static async Task<int> RunAsync(CommandContext context)
     {
+        if (context.Get(Anchor) is { } anchor)
+        {
+            Packages.FileDigest.Hex(anchor); // "sha256:<64 hex>" or a message saying so
+        }
+
         var registry = new ExpertRegistry(await RegistryOptions.OpenAsync(context, Registry, Connection).ConfigureAwait(false));
         var experts = await registry.ListAsync(context.Get(Anchor), context.CancellationToken).ConfigureAwait(false);
         if (context.Get(Json))
@@ -35,9 +40,11 @@ internal static class ListCommand
                 anchor = e.AnchorFingerprint,
                 anchor_name = e.AnchorName,
                 size = e.Size,
+                signature = e.Signature.ToString().ToLowerInvariant(),
                 signed_by = e.SignedBy,
                 revoked = e.Revoked,
-                revocation_reason = e.RevocationReason,
+                revocation_reason = e.Revocation?.Reason,
+                revocation = e.Revocation?.Message,
                 manifest_sha256 = e.ManifestSha256,
                 description = e.Description,
             }), Format.Json));
@@ -59,8 +66,8 @@ internal static class ListCommand
                 Markup.Escape(e.License),
                 Markup.Escape($"{e.AnchorName} {e.AnchorFingerprint[..19]}"),
                 Format.Bytes(e.Size),
-                Markup.Escape(e.SignedBy is { Length: > 19 } s ? s[..19] : e.SignedBy ?? "-"),
-                e.Revoked ? Markup.Escape($"yes: {e.RevocationReason}") : "no");
+                Markup.Escape(e.Signature switch { SignatureStatus.Valid => e.SignedBy![..19], SignatureStatus.Invalid => "INVALID signature", _ => "-" }),
+                e.Revocation is { } r ? Markup.Escape(r.Basis == RevocationBasis.Unverifiable ? $"unverifiable record: {r.Reason}" : $"yes: {r.Reason}") : "no");
         }
 
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(context.Output), Interactive = InteractionSupport.No });

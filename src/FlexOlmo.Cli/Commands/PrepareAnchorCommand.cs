@@ -49,7 +49,7 @@ internal static class PrepareAnchorCommand
                 DType = context.Get(DType),
                 TokenCache = context.Get(TokenCacheFolder),
             },
-            new Progress<string>(line => context.Error.WriteLine(line)),
+            new SyncProgress<string>(line => context.Error.WriteLine(line)),
             context.CancellationToken);
         context.Output.WriteLine($"anchor {anchor.Manifest.Value.Name} written to {anchor.Folder}");
         context.Output.WriteLine($"fingerprint {anchor.Fingerprint}");

@@ -26,13 +26,19 @@ internal static class PublishCommand
     {
         var folder = context.Get(Folder);
         using var key = context.Get(SignKey) is { } path ? SigningKey.Load(path) : null;
-        var registry = new ExpertRegistry(await RegistryOptions.OpenAsync(context, Registry, Connection).ConfigureAwait(false));
+        var registry = new ExpertRegistry(await RegistryOptions.OpenAsync(context, Registry, Connection, create: true).ConfigureAwait(false));
         var result = await TransferDisplay.RunAsync(context, progress => AnchorPackage.IsPackage(folder)
             ? registry.PublishAnchorAsync(folder, key, progress, context.CancellationToken)
             : registry.PublishExpertAsync(folder, key, progress, context.CancellationToken)).ConfigureAwait(false);
+        if (result.AlreadyPublished)
+        {
+            context.Output.WriteLine($"{result.Reference} is already published in {registry.Store.Location}; nothing was uploaded or changed");
+            return 0;
+        }
+
         context.Output.WriteLine(
             $"published {result.Reference} to {registry.Store.Location}: {result.FilesUploaded} file(s) uploaded ({Format.Bytes(result.BytesSent)}), {result.FilesSkipped} already there" +
-            (result.BlocksReused > 0 ? $", {result.BlocksReused} block(s) reused from an interrupted upload" : string.Empty) +
+            (result.BlocksReused > 0 ? $", resumed an interrupted upload ({result.BlocksReused} part(s) already there)" : string.Empty) +
             (result.SignedBy is { } s ? $"; signed by {s}" : "; unsigned"));
         return 0;
     }

@@ -37,9 +37,14 @@ internal static class PullCommand
                 return 0;
             }
 
-            var package = await TransferDisplay.RunAsync(context, progress => registry.PullExpertAsync(reference, context.Get(Out), trusted, progress, context.CancellationToken)).ConfigureAwait(false);
-            var m = package.Manifest.Value;
-            context.Output.WriteLine($"pulled {m.Reference} ({m.Owner}, {m.License}) into {package.Folder}; every file verified" + (package.Manifest.SignedBy is { } s ? $"; signed by {s}" : string.Empty));
+            var pulled = await TransferDisplay.RunAsync(context, progress => registry.PullExpertAsync(reference, context.Get(Out), trusted, progress, context.CancellationToken)).ConfigureAwait(false);
+            var m = pulled.Package.Manifest.Value;
+            context.Output.WriteLine($"pulled {m.Reference} ({m.Owner}, {m.License}) into {pulled.Package.Folder}; every file matches the manifest" + (pulled.Verification.Trusted ? $"; signed by trusted key {pulled.Verification.Signer}" : string.Empty));
+            if (pulled.Verification.Warning is { } warning)
+            {
+                context.Error.WriteLine($"WARNING: {warning}");
+            }
+
             return 0;
         }
         finally

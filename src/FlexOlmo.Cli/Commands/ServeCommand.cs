@@ -19,12 +19,16 @@ internal static class ServeCommand
     private static readonly Option<string?> Registry = RegistryOptions.Registry();
     private static readonly Option<string?> Connection = RegistryOptions.ConnectionString();
     private static readonly Option<double> RevocationPoll = new("--revocation-poll") { Description = "Seconds between revocation checks in --registry.", DefaultValueFactory = _ => 60 };
+    private static readonly Option<double?> RevocationGrace = new("--revocation-grace")
+    {
+        Description = "Seconds without a successful revocation check after which every published expert is suspended (default: 10 poll intervals, at least 120).",
+    };
 
     public static Command Create()
     {
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API; every request may choose its experts.")
         {
-            Model, Host, Port, Device, DType, MaxBatch, MaxQueue, MaxPromptTokens, MaxTokens, ApiKeys, Registry, Connection, RevocationPoll,
+            Model, Host, Port, Device, DType, MaxBatch, MaxQueue, MaxPromptTokens, MaxTokens, ApiKeys, Registry, Connection, RevocationPoll, RevocationGrace,
         };
         command.SetAction((parseResult, ct) => CommandRunner.RunAsync(parseResult, needsTorch: true, RunAsync, ct));
         return command;
@@ -47,6 +51,7 @@ internal static class ServeCommand
             Registry = context.ParseResult.GetValue(Registry),
             ConnectionString = context.ParseResult.GetValue(Connection),
             RevocationPollSeconds = context.Get(RevocationPoll),
+            RevocationGraceSeconds = context.ParseResult.GetValue(RevocationGrace),
         };
         await using var app = FlexOlmoServer.Build(options);
         await app.StartAsync(context.CancellationToken).ConfigureAwait(false);

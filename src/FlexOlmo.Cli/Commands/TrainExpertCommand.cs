@@ -19,7 +19,7 @@ internal static class TrainExpertCommand
     private static readonly Option<string> Out = new("--out") { Description = "Output folder for the expert package, checkpoints and metrics.jsonl.", Required = true };
     private static readonly Option<string?> RouterEmbedding = new("--router-embedding") { Description = "Initial router row r_i (.safetensors from embed-domain, .npy or .json from any embedder)." };
     private static readonly Option<int> Samples = new("--samples") { Description = "Documents sampled for the domain embedding.", DefaultValueFactory = _ => 1000 };
-    private static readonly Option<string> Owner = new("--owner") { Description = "Who owns this expert.", DefaultValueFactory = _ => Environment.UserName };
+    private static readonly Option<string> Owner = new("--owner") { Description = "Who owns this expert (a person or organisation; published in its manifest).", Required = true };
     private static readonly Option<string> License = new("--license") { Description = "SPDX licence expression of the expert.", DefaultValueFactory = _ => "LicenseRef-unspecified" };
     private static readonly Option<string?> Description = new("--description") { Description = "What the expert knows." };
     private static readonly Option<double> RouterLrScale = new("--router-lr-scale")

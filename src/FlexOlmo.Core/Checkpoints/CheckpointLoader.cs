@@ -21,10 +21,36 @@ public static class CheckpointLoader
     {
         var config = ModelConfig.Load(folder);
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
-        var model = new Olmo2ForCausalLM(config, device, dtype ?? Native.TorchRuntime.ResolveDType(null, config.StorageDType));
-        LoadInto(model, checkpoint);
+        var model = Create(config, checkpoint, device, dtype ?? Native.TorchRuntime.ResolveDType(null, config.StorageDType));
         model.eval();
         return model;
+    }
+
+    /// <summary>
+    /// A model of <paramref name="config"/> filled from <paramref name="checkpoint"/>. Names and shapes are checked on the
+    /// meta device first, so a config that does not describe these weights (or claims an enormous model) is refused
+    /// before a byte is allocated.
+    /// </summary>
+    public static Olmo2ForCausalLM Create(ModelConfig config, SafetensorsCheckpoint checkpoint, Device device, ScalarType dtype, Func<string, string>? sourceName = null, IReadOnlySet<string>? providedElsewhere = null)
+    {
+        sourceName ??= name => name;
+        providedElsewhere ??= new HashSet<string>();
+        using (var shapes = new Olmo2ForCausalLM(config, META, dtype))
+        {
+            Plan(shapes, checkpoint, sourceName, providedElsewhere);
+        }
+
+        var model = new Olmo2ForCausalLM(config, device, dtype);
+        try
+        {
+            LoadInto(model, checkpoint, sourceName, providedElsewhere);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Copies every parameter of <paramref name="model"/> from <paramref name="checkpoint"/>.</summary>

@@ -124,8 +124,8 @@ public sealed record ModelConfig
             NumKeyValueHeads = reader.Int("num_key_value_heads") ?? heads,
             HeadDim = reader.Int("head_dim") ?? (heads > 0 ? hidden / heads : 0),
             RmsNormEps = reader.Double("rms_norm_eps") ?? (isMoe ? 1e-6 : 1e-5),
-            RopeTheta = ReadRopeTheta(reader, json, source),
-            MaxPositionEmbeddings = reader.Int("max_position_embeddings") ?? 4096,
+            RopeTheta = ReadRopeTheta(reader, json, source, isMoe),
+            MaxPositionEmbeddings = reader.Int("max_position_embeddings") ?? (isMoe ? 4096 : 2048), // Hugging Face's defaults
             TieWordEmbeddings = reader.Bool("tie_word_embeddings") ?? false,
             NumExperts = experts,
             NumExpertsPerTok = isMoe ? reader.Int("num_experts_per_tok") ?? 5 : 0,
@@ -162,14 +162,24 @@ public sealed record ModelConfig
             }
         }
 
-        Positive(source, "vocab_size", VocabSize);
-        Positive(source, "hidden_size", HiddenSize);
-        Positive(source, "intermediate_size", IntermediateSize);
-        Positive(source, "num_hidden_layers", NumHiddenLayers);
-        Positive(source, "num_attention_heads", NumAttentionHeads);
-        Positive(source, "num_key_value_heads", NumKeyValueHeads);
-        Positive(source, "head_dim", HeadDim);
-        Positive(source, "max_position_embeddings", MaxPositionEmbeddings);
+        static void Within(string source, string field, long value, long max)
+        {
+            Positive(source, field, value);
+            if (value > max)
+            {
+                throw new ConfigException($"{source}: field '{field}' is {value}; at most {max} is supported.");
+            }
+        }
+
+        // Bounds far above any released model, so a hostile config cannot make the loader allocate terabytes.
+        Within(source, "vocab_size", VocabSize, 1 << 22);
+        Within(source, "hidden_size", HiddenSize, 1 << 16);
+        Within(source, "intermediate_size", IntermediateSize, 1 << 19);
+        Within(source, "num_hidden_layers", NumHiddenLayers, 1024);
+        Within(source, "num_attention_heads", NumAttentionHeads, 1024);
+        Within(source, "num_key_value_heads", NumKeyValueHeads, 1024);
+        Within(source, "head_dim", HeadDim, 1024);
+        Within(source, "max_position_embeddings", MaxPositionEmbeddings, 1 << 21);
         if (HeadDim % 2 != 0)
         {
             throw new ConfigException($"{source}: field 'head_dim' must be even for rotary embeddings (got {HeadDim}).");
@@ -180,19 +190,19 @@ public sealed record ModelConfig
             throw new ConfigException($"{source}: field 'num_key_value_heads' ({NumKeyValueHeads}) must divide 'num_attention_heads' ({NumAttentionHeads}).");
         }
 
-        if (RmsNormEps is <= 0 or > 1)
+        if (RmsNormEps is <= 0 or > 1 || double.IsNaN(RmsNormEps))
         {
             throw new ConfigException($"{source}: field 'rms_norm_eps' must be in (0, 1] (got {RmsNormEps}).");
         }
 
-        if (RopeTheta <= 0)
+        if (RopeTheta <= 0 || !double.IsFinite(RopeTheta))
         {
             throw new ConfigException($"{source}: field 'rope_theta' must be positive (got {RopeTheta}).");
         }
 
         if (IsMoe)
         {
-            Positive(source, "num_experts", NumExperts);
+            Within(source, "num_experts", NumExperts, 1024);
             Positive(source, "num_experts_per_tok", NumExpertsPerTok);
             if (NumExpertsPerTok > NumExperts)
             {
@@ -274,28 +284,32 @@ public sealed record ModelConfig
     public void Save(string folder) =>
         AtomicFile.WriteAllText(Path.Combine(folder, FileName), ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
 
-    private static double ReadRopeTheta(FieldReader reader, JsonObject json, string source)
+    private static double ReadRopeTheta(FieldReader reader, JsonObject json, string source, bool isMoe)
     {
-        if (json["rope_parameters"] is JsonObject parameters)
+        // Hugging Face's defaults when the config does not say: FlexOlmo 500000, OLMo-2 10000.
+        var fallback = isMoe ? 500000.0 : 10000.0;
+        if (json["rope_parameters"] is { } node)
         {
-            var type = parameters["rope_type"]?.GetValue<string>() ?? "default";
+            var parameters = node as JsonObject ?? throw new ConfigException($"{source}: field 'rope_parameters' must be an object.");
+            var inner = new FieldReader(parameters, $"{source}: rope_parameters");
+            var type = inner.String("rope_type") ?? "default";
             if (type != "default")
             {
                 throw new ConfigException($"{source}: field 'rope_parameters.rope_type' is \"{type}\"; only \"default\" RoPE is supported.");
             }
 
-            if (parameters["rope_theta"] is { } theta && Number(theta) is { } value)
+            if (inner.Double("rope_theta") is { } value)
             {
                 return value;
             }
         }
 
-        if (json["rope_scaling"] is JsonObject scaling && scaling["rope_type"]?.GetValue<string>() is { } scalingType && scalingType != "default")
+        if (json["rope_scaling"] is JsonObject scaling && new FieldReader(scaling, $"{source}: rope_scaling").String("rope_type") is { } scalingType && scalingType != "default")
         {
             throw new ConfigException($"{source}: field 'rope_scaling' asks for \"{scalingType}\"; only default RoPE is supported.");
         }
 
-        return reader.Double("rope_theta") ?? 10000.0;
+        return reader.Double("rope_theta") ?? fallback;
     }
 
     /// <summary>A JSON number as a double, whatever CLR type the node wraps (parsed or assigned).</summary>

@@ -27,12 +27,12 @@ public sealed record SamplingOptions
 
     public void Validate()
     {
-        if (Temperature < 0 || double.IsNaN(Temperature))
+        if (Temperature < 0 || !double.IsFinite(Temperature))
         {
-            throw new FlexOlmoException($"temperature must be >= 0 (got {Temperature}).");
+            throw new FlexOlmoException($"temperature must be a finite number >= 0 (got {Temperature}).");
         }
 
-        if (TopP is <= 0 or > 1)
+        if (TopP is <= 0 or > 1 || double.IsNaN(TopP))
         {
             throw new FlexOlmoException($"top_p must be in (0, 1] (got {TopP}).");
         }

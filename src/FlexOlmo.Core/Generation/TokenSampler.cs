@@ -1,11 +1,16 @@
+using FlexOlmo.Formats;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Generation;
 
 // V=vocabulary
 
-/// <summary>Picks one request's next token from its logits, with its own random generator so that a request's
-/// samples do not depend on which other requests share its batch.</summary>
+/// <summary>
+/// Picks one request's next token from its logits, with its own random generator so that a request's samples do not
+/// depend on which other requests share its batch. Numerically safe for every finite temperature &gt; 0, however tiny
+/// or large: scores are shifted so the best is 0 before dividing (in float64), so nothing overflows and the softmax
+/// always has a term of 1. Logits that are not finite (a broken model) are a <see cref="FlexOlmoException"/>.
+/// </summary>
 public sealed class TokenSampler : IDisposable
 {
     private readonly SamplingOptions _options;
@@ -23,13 +28,19 @@ public sealed class TokenSampler : IDisposable
     public int Sample(Tensor logits)
     {
         using var scope = NewDisposeScope();
-        var scores = logits.to(ScalarType.Float32).cpu(); // [V]
+        var scores = logits.to(ScalarType.Float64).cpu(); // [V]
         if (_generator is null)
         {
             return (int)scores.argmax().item<long>();
         }
 
-        scores = scores / _options.Temperature;
+        var best = scores.max();
+        if (!double.IsFinite(best.item<double>()))
+        {
+            throw new FlexOlmoException("the model produced logits that are not finite numbers; no token can be sampled.");
+        }
+
+        scores = (scores - best) / _options.Temperature; // [V], <= 0, the best exactly 0 (-inf where a logit is -inf)
         if (_options.TopK > 0 && _options.TopK < scores.shape[0])
         {
             var (kth, _) = scores.topk(_options.TopK); // [k]

@@ -57,11 +57,21 @@ public sealed class HfJsonTokenizer : ITextTokenizer
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64 });
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new TokenizerException($"{path}: must hold a JSON object (a Hugging Face tokenizer.json).");
+            }
+
             return Build(path, document.RootElement);
         }
         catch (JsonException e)
         {
             throw new TokenizerException($"{path}: not valid JSON ({e.Message}).");
+        }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException or ArgumentException or IndexOutOfRangeException)
+        {
+            // A field of the wrong JSON type, or a vocabulary or merge list the BPE model cannot take.
+            throw new TokenizerException($"{path}: not a tokenizer.json this reader understands ({e.Message}).");
         }
     }
 

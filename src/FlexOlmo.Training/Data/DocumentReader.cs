@@ -61,8 +61,9 @@ public static class DocumentReader
         using var file = File.OpenRead(path);
         using Stream stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
         using var reader = new StreamReader(stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+        var lines = new LineReader(reader, path);
         var number = 0;
-        while (reader.ReadLine() is { } line)
+        while (lines.ReadLine() is { } line)
         {
             number++;
             if (string.IsNullOrWhiteSpace(line))
@@ -73,7 +74,7 @@ public static class DocumentReader
             string? text;
             try
             {
-                using var document = JsonDocument.Parse(line);
+                using var document = JsonDocument.Parse(line, new JsonDocumentOptions { MaxDepth = 64 });
                 if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("text", out var field) || field.ValueKind != JsonValueKind.String)
                 {
                     throw new TrainingException($"{path}:{number}: each line must be a JSON object with a string field \"text\".");
@@ -89,6 +90,69 @@ public static class DocumentReader
             if (!string.IsNullOrEmpty(text))
             {
                 yield return new TextChunk(text, true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Lines of a text stream, each at most <see cref="MaxLineChars"/> long (a file without line breaks must not take
+    /// all memory), with decompression errors reported as the file's fault.
+    /// </summary>
+    private sealed class LineReader(TextReader reader, string path)
+    {
+        private const int MaxLineChars = 64 << 20;
+        private readonly char[] _buffer = new char[1 << 16];
+        private int _position;
+        private int _length;
+
+        public string? ReadLine()
+        {
+            var line = new StringBuilder();
+            var any = false;
+            while (true)
+            {
+                if (_position == _length)
+                {
+                    _length = Fill();
+                    _position = 0;
+                    if (_length == 0)
+                    {
+                        return any ? line.ToString() : null;
+                    }
+                }
+
+                any = true;
+                var pending = _buffer.AsSpan(_position, _length - _position);
+                var end = pending.IndexOf('\n');
+                var take = end >= 0 ? end : pending.Length;
+                if (line.Length + take > MaxLineChars)
+                {
+                    throw new TrainingException($"{path}: a line is longer than {MaxLineChars >> 20} Mi characters; each line of a .jsonl file is one document, so this is not a JSON-lines file.");
+                }
+
+                line.Append(pending[..take]);
+                _position += end >= 0 ? end + 1 : take;
+                if (end >= 0)
+                {
+                    if (line.Length > 0 && line[^1] == '\r')
+                    {
+                        line.Length--;
+                    }
+
+                    return line.ToString();
+                }
+            }
+        }
+
+        private int Fill()
+        {
+            try
+            {
+                return reader.Read(_buffer, 0, _buffer.Length);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new TrainingException($"{path}: cannot be decompressed ({e.Message}); a .gz file must be gzip-compressed JSON lines.");
             }
         }
     }

@@ -10,9 +10,9 @@ namespace FlexOlmo.Training.Data;
 /// <summary>
 /// Tokenises text files once into uint32 id files in a cache folder (keyed by the file's path, size, modification
 /// time and the tokenizer), so a second run reads ids directly. Streams document by document: memory does not grow
-/// with the corpus. Token shards are used in place.
+/// with the corpus. Token shards are used in place, and need no tokenizer.
 /// </summary>
-public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosId)
+public sealed class TokenCache(string folder, TextEncoding encoding)
 {
     private const int FormatVersion = 1;
 
@@ -34,7 +34,7 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
                 continue;
             }
 
-            var (source, tokenised) = Tokenize(file, progress, cancellationToken);
+            var (source, tokenised) = Tokenize(file, encoding.Tokenizer, encoding.EosId, progress, cancellationToken);
             sources.Add(source);
             (fresh, freshTokens) = tokenised ? (fresh + 1, freshTokens + source.Tokens) : (fresh, freshTokens);
         }
@@ -55,10 +55,10 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
     /// <summary>Files this large get a line of their own while they are tokenised; smaller ones only count in the summary.</summary>
     private const long AnnouncedFileBytes = 16 << 20;
 
-    private (TokenSource Source, bool Tokenised) Tokenize(string file, IProgress<string>? progress, CancellationToken cancellationToken)
+    private (TokenSource Source, bool Tokenised) Tokenize(string file, ITextTokenizer tokenizer, int eosId, IProgress<string>? progress, CancellationToken cancellationToken)
     {
         var info = new FileInfo(file);
-        var key = Key(info);
+        var key = Key(info, tokenizer, eosId);
         var cached = Path.Combine(Folder, key + ".u32");
         var meta = Path.Combine(Folder, key + ".json");
         if (File.Exists(cached) && File.Exists(meta))
@@ -102,13 +102,13 @@ public sealed class TokenCache(string folder, ITextTokenizer tokenizer, int eosI
         return (new TokenSource(cached, 0, tokens, 4, documentCount), true);
     }
 
-    private string Key(FileInfo info)
+    private static string Key(FileInfo info, ITextTokenizer tokenizer, int eosId)
     {
-        var identity = $"v{FormatVersion}\n{info.FullName}\n{info.Length}\n{info.LastWriteTimeUtc.Ticks}\n{TokenizerIdentity()}\n{eosId}";
+        var identity = $"v{FormatVersion}\n{info.FullName}\n{info.Length}\n{info.LastWriteTimeUtc.Ticks}\n{TokenizerIdentity(tokenizer)}\n{eosId}";
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..32];
     }
 
-    private string TokenizerIdentity()
+    private static string TokenizerIdentity(ITextTokenizer tokenizer)
     {
         var name = tokenizer.Name;
         return File.Exists(name) ? $"{name}:{Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(name)))}" : $"{name}:{tokenizer.VocabularySize}";

@@ -18,6 +18,16 @@ public static class DomainEmbedder
 {
     public static float[] FromModel(Olmo2ForCausalLM model, TokenDataset data, int eosId, int samples, int maxTokens, long seed, CancellationToken cancellationToken = default)
     {
+        if (samples < 1)
+        {
+            throw new TrainingException($"--samples must be at least 1 (got {samples}).");
+        }
+
+        if (maxTokens < 2 || maxTokens > model.Config.MaxPositionEmbeddings)
+        {
+            throw new TrainingException($"--seq-len must be between 2 and the model's max_position_embeddings ({model.Config.MaxPositionEmbeddings}) (got {maxTokens}).");
+        }
+
         var documents = SampleDocuments(data, eosId, samples, seed, cancellationToken);
         if (documents.Count == 0)
         {

@@ -42,12 +42,11 @@ public static class RouterEmbeddingSource
         var eos = GenerationDefaults.EosTokenIds(modelFolder, config) is { Count: > 0 } ids
             ? ids[0]
             : throw new TrainingException($"{modelFolder}: config.json has no eos_token_id, which is needed to separate documents.");
-        var tokenizer = TokenizerLoader.TryLoad(modelFolder, config) ?? new Dolma2Tokenizer();
-        var cache = new TokenCache(tokenCache ?? TokenCache.DefaultFolder, tokenizer, eos);
-        using var dataset = new TokenDataset(cache.Prepare(DataFiles.Expand(data), config.VocabSize > 65536 ? 4 : 2, log, cancellationToken), config.VocabSize);
+        var cache = new TokenCache(tokenCache ?? TokenCache.DefaultFolder, new TextEncoding(() => TokenizerLoader.Load(modelFolder, config), () => eos));
+        using var dataset = new TokenDataset(cache.Prepare(DataFiles.Expand(data), TokenWidth.ForVocabulary(config.VocabSize), log, cancellationToken), config.VocabSize);
         using var model = CheckpointLoader.Load(modelFolder, TorchRuntime.ResolveDevice(device), TorchRuntime.ResolveDType(dtype, config.StorageDType));
         log?.Report($"router embedding: mean of the model's mean-pooled hidden states over up to {samples} documents");
-        var embedding = DomainEmbedder.FromModel(model, dataset, eos, samples, Math.Min(seqLen, config.MaxPositionEmbeddings), seed, cancellationToken);
+        var embedding = DomainEmbedder.FromModel(model, dataset, eos, samples, seqLen > 0 ? Math.Min(seqLen, config.MaxPositionEmbeddings) : seqLen, seed, cancellationToken);
         return (embedding, new RouterEmbeddingProvenance("anchor-mean-hidden", embedding.Length, Samples: samples));
     }
 }

@@ -40,9 +40,8 @@ public static partial class ExpertModel
         }
 
         var config = ConfigFor(anchorConfig);
-        var model = new Olmo2ForCausalLM(config, device, dtype);
         var routers = Enumerable.Range(0, config.NumHiddenLayers).Select(TensorNames.Router).ToHashSet();
-        CheckpointLoader.LoadInto(model, anchorWeights, AnchorName, routers);
+        var model = CheckpointLoader.Create(config, anchorWeights, device, dtype, AnchorName, routers);
         using var noGrad = no_grad();
         using var rows = tensor(publicEmbedding.Concat(ownerEmbedding).ToArray(), [2, config.HiddenSize]).to(dtype).to(device); // [E, H]
         foreach (var layer in model.Model.Layers)

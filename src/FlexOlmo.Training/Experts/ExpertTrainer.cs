@@ -25,7 +25,8 @@ public sealed record ExpertTrainingRequest
 
     public required string Out { get; init; }
 
-    public string Owner { get; init; } = Environment.UserName;
+    /// <summary>Who owns the expert: published in its manifest, so it is asked for, never guessed from the login name.</summary>
+    public required string Owner { get; init; }
 
     public string License { get; init; } = "LicenseRef-unspecified";
 
@@ -67,7 +68,14 @@ public static class ExpertTrainer
     {
         Naming.CheckName(request.Name);
         Naming.CheckVersion(request.Version);
+        Naming.CheckText(request.Owner, "--owner", 200);
+        Naming.CheckText(request.License, "--license", 100);
+        if (request.Description is { } description && (description.Length > 4000 || description.Any(c => char.IsControl(c) && c is not ('\n' or '\t'))))
+        {
+            throw new TrainingException("--description must be at most 4000 characters, without control characters other than line breaks and tabs.");
+        }
         var anchor = AnchorPackage.Open(request.Anchor);
+        CheckOutFolder(request, anchor);
         var anchorConfig = ModelConfig.Load(anchor.ModelFolder);
         if (anchorConfig.IsMoe)
         {
@@ -79,11 +87,8 @@ public static class ExpertTrainer
             ? ids[0]
             : throw new TrainingException($"{anchor.ModelFolder}: config.json has no eos_token_id, which is needed to separate documents.");
         var files = DataFiles.Expand(request.Data);
-        var tokenizer = files.Any(f => !f.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) && !f.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
-            ? TokenizerLoader.Load(anchor.ModelFolder, anchorConfig)
-            : TokenizerLoader.TryLoad(anchor.ModelFolder, anchorConfig) ?? new Dolma2Tokenizer();
-        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, tokenizer, eos);
-        var rawBytes = request.RawTokenBytes > 0 ? request.RawTokenBytes : anchorConfig.VocabSize > 65536 ? 4 : 2;
+        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, new TextEncoding(() => TokenizerLoader.Load(anchor.ModelFolder, anchorConfig), () => eos));
+        var rawBytes = request.RawTokenBytes > 0 ? request.RawTokenBytes : TokenWidth.ForVocabulary(anchorConfig.VocabSize);
         using var data = new TokenDataset(cache.Prepare(files, rawBytes, log, cancellationToken), anchorConfig.VocabSize);
         var settings = request.Settings;
         var split = new InstanceSplit(data.InstanceCount(settings.SeqLen), settings.ValidationFraction, settings.Seed);
@@ -124,6 +129,27 @@ public static class ExpertTrainer
         var validation = Validate(model, data, split, settings, device, cancellationToken);
         var package = WritePackage(request, anchor, anchorConfig, model, provenance, outcome, validation, steps, loop.Warmup, dtype, data.Documents);
         return new ExpertTrainingResult(package, outcome, validation, request.Out);
+    }
+
+    /// <summary>
+    /// The output folder must not be the anchor (or hold it, or lie in it), and must not hold an earlier run unless that
+    /// run is being resumed: an expert is never written over another one or into the anchor.
+    /// </summary>
+    private static void CheckOutFolder(ExpertTrainingRequest request, AnchorPackage anchor)
+    {
+        var output = Path.TrimEndingDirectorySeparator(Path.GetFullPath(request.Out));
+        foreach (var protectedFolder in new[] { anchor.Folder, anchor.ModelFolder }.Select(f => Path.TrimEndingDirectorySeparator(Path.GetFullPath(f))))
+        {
+            if (output == protectedFolder || output.StartsWith(protectedFolder + Path.DirectorySeparatorChar, StringComparison.Ordinal) || protectedFolder.StartsWith(output + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new TrainingException($"--out {request.Out}: overlaps the anchor ({protectedFolder}); an expert must be written to a folder of its own.");
+            }
+        }
+
+        if (!request.Resume && Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+        {
+            throw new TrainingException($"--out {request.Out}: already holds files (an earlier expert or training run); nothing was changed. Continue that run with --resume, or choose an empty --out.");
+        }
     }
 
     private static (float[], RouterEmbeddingProvenance) InitialEmbedding(

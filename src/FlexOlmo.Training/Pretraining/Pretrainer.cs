@@ -65,8 +65,8 @@ public static class Pretrainer
 
         var eos = config.EosTokenIds[0];
         var files = DataFiles.Expand(request.Data);
-        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, tokenizer, eos);
-        using var data = new TokenDataset(cache.Prepare(files, request.RawTokenBytes > 0 ? request.RawTokenBytes : config.VocabSize > 65536 ? 4 : 2, log, cancellationToken), config.VocabSize);
+        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, new TextEncoding(tokenizer, eos));
+        using var data = new TokenDataset(cache.Prepare(files, request.RawTokenBytes > 0 ? request.RawTokenBytes : TokenWidth.ForVocabulary(config.VocabSize), log, cancellationToken), config.VocabSize);
         var settings = request.Settings;
         var split = new InstanceSplit(data.InstanceCount(settings.SeqLen), settings.ValidationFraction, settings.Seed);
         var steps = TrainingLoop.ResolveSteps(settings, split);
