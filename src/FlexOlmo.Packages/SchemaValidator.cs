@@ -45,21 +45,36 @@ public static class SchemaValidator
 
 
         var problems = new List<(string, string)>();
-        foreach (var detail in results.Details ?? [])
+        var details = results.Details ?? [];
+        var failed = details.Where(d => !d.IsValid && !InsideNot(d.EvaluationPath.ToString())).Select(d => d.EvaluationPath.ToString()).ToList();
+        foreach (var detail in details)
         {
+            var path = detail.EvaluationPath.ToString();
             // Failures inside "not" are what make "not" pass: they are not problems of the document.
-            if (detail.Errors is null || detail.EvaluationPath.ToString().Contains("/not", StringComparison.Ordinal))
+            if (detail.IsValid || InsideNot(path))
             {
                 continue;
             }
 
             var pointer = detail.InstanceLocation.ToString();
             var field = pointer.TrimStart('/').Replace('/', '.');
+            if (detail.Errors is null)
+            {
+                // A node that failed without a message and without failing children: a "not" matched (for example ".."
+                // or a control character in a name).
+                if (!failed.Any(other => other.StartsWith(path + "/", StringComparison.Ordinal)))
+                {
+                    problems.Add((pointer, "has a form the schema forbids (such as '..' or a control character)"));
+                }
+
+                continue;
+            }
+
             foreach (var (keyword, message) in detail.Errors)
             {
                 problems.Add(keyword switch
                 {
-                    "additionalProperties" or "" when detail.EvaluationPath.ToString().EndsWith("additionalProperties", StringComparison.Ordinal)
+                    "additionalProperties" or "" when path.EndsWith("additionalProperties", StringComparison.Ordinal)
                         => (pointer, $"unknown field '{field}'"),
                     _ => (pointer, message),
                 });
@@ -78,6 +93,9 @@ public static class SchemaValidator
             throw new PackageException($"{source}: does not follow {schemaName}: {string.Join("; ", problems.Take(8))}{(problems.Count > 8 ? $"; ... ({problems.Count - 8} more)" : string.Empty)}.");
         }
     }
+
+    private static bool InsideNot(string evaluationPath) =>
+        evaluationPath.Contains("/not/", StringComparison.Ordinal) || evaluationPath.EndsWith("/not", StringComparison.Ordinal);
 
     private static IReadOnlyDictionary<string, JsonSchema> LoadAll()
     {

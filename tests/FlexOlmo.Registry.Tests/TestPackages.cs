@@ -30,4 +30,38 @@ internal static class TestPackages
         SignedDocument<ExpertManifest>.Create(manifest, SchemaValidator.ExpertManifest, key: null).Save(Path.Combine(folder, ExpertManifest.FileName));
         return folder;
     }
+
+    /// <summary>
+    /// An anchor folder: a model (config.json and weights of seeded random bytes), r_pub and anchor.json with the true
+    /// tensor fingerprint. With <paramref name="referenceModel"/> the model lives outside the anchor (prepare-anchor --reference).
+    /// </summary>
+    public static AnchorPackage Anchor(string folder, string name, int seed = 1, string? referenceModel = null)
+    {
+        Directory.CreateDirectory(folder);
+        var model = referenceModel ?? Path.Combine(folder, AnchorPackage.ModelFolderName);
+        Directory.CreateDirectory(model);
+        File.WriteAllText(Path.Combine(model, "config.json"), "{\"model_type\": \"olmo2\"}");
+        var data = new byte[2048];
+        new Random(seed).NextBytes(data);
+        SafetensorsWriter.WriteFile(Path.Combine(model, "model.safetensors"), [new TensorToWrite("model.embed_tokens.weight", SafetensorsDType.U8, [data.Length], s => s.Write(data))]);
+        RouterEmbeddingFile.Write(Path.Combine(folder, AnchorPackage.RouterEmbeddingFile), [.. Enumerable.Range(0, 64).Select(i => i / 64f)], new RouterEmbeddingProvenance("anchor-mean-hidden", 64, Samples: 10));
+        var files = new List<FileDigest>();
+        if (referenceModel is null)
+        {
+            files.Add(FileDigest.Compute(folder, $"{AnchorPackage.ModelFolderName}/config.json"));
+            files.Add(FileDigest.Compute(folder, $"{AnchorPackage.ModelFolderName}/model.safetensors"));
+        }
+
+        files.Add(FileDigest.Compute(folder, AnchorPackage.RouterEmbeddingFile));
+        var manifest = new AnchorManifest(
+            name,
+            TensorFingerprint.Compute(model),
+            new AnchorModel(referenceModel is null ? AnchorPackage.ModelFolderName : Path.GetFullPath(model), new Architecture("olmo2", 64, 128, 2, 512)),
+            new AnchorRouterEmbedding(AnchorPackage.RouterEmbeddingFile, new RouterEmbeddingProvenance("anchor-mean-hidden", 64, Samples: 10)),
+            files,
+            DateTimeOffset.UtcNow,
+            ToolInfo.Current);
+        SignedDocument<AnchorManifest>.Create(manifest, SchemaValidator.AnchorManifest, key: null).Save(Path.Combine(folder, AnchorManifest.FileName));
+        return AnchorPackage.Open(folder);
+    }
 }
