@@ -48,6 +48,9 @@ public sealed class GenerationEngine : IDisposable
     /// <summary>Test seam: runs on the engine thread before each token of a sequence is sampled; what it throws fails that sequence.</summary>
     internal Action<EngineSequence>? BeforeSample { get; set; }
 
+    /// <summary>Test seam: runs on the engine thread before each decode forward pass over its rows; what it throws fails that pass.</summary>
+    internal Action<IReadOnlyList<EngineSequence>>? BeforeForward { get; set; }
+
     /// <summary>
     /// Queues all of a request's sequences, or none: when they do not all fit in the queue, nothing is queued and the
     /// request gets 429 (with Retry-After).
@@ -207,6 +210,7 @@ public sealed class GenerationEngine : IDisposable
 
     private Tensor Forward(IReadOnlyList<EngineSequence> rows)
     {
+        BeforeForward?.Invoke(rows);
         var device = _host.Model.Device;
         var ids = tensor(rows.Select(s => (long)s.LastToken).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
         var positions = tensor(rows.Select(s => s.Position).ToArray(), [rows.Count, 1]).to(device); // [R, 1]

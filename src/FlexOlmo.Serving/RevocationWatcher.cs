@@ -47,7 +47,8 @@ public sealed class RevocationWatcher(ModelHost host, RevocationState state, Ser
     /// <summary>One check of every governed expert; any failure leaves the state as it was and is recorded.</summary>
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
-        var registry = new ExpertRegistry(await RegistryConnection.OpenAsync(options.Registry, options.ConnectionString, cancellationToken).ConfigureAwait(false));
+        var ledger = options.RevocationLedgerFolder is { } folder ? new RevocationLedger(folder) : null;
+        var registry = new ExpertRegistry(await RegistryConnection.OpenAsync(options.Registry, options.ConnectionString, cancellationToken).ConfigureAwait(false), ledger);
         foreach (var expert in host.Sidecar!.Experts.Where(e => state.Tracked.Contains(e.Index)))
         {
             var identity = new ExpertIdentity(expert.Name, expert.Version!, expert.ContentSha256, expert.SignedBy);

@@ -37,6 +37,9 @@ public sealed record ServerOptions
     /// </summary>
     public double? RevocationGraceSeconds { get; init; }
 
+    /// <summary>Where seen revocations are remembered (default: the machine's, in $FLEXOLMO_HOME).</summary>
+    public string? RevocationLedgerFolder { get; init; }
+
     public TimeSpan RevocationGrace => TimeSpan.FromSeconds(RevocationGraceSeconds ?? Math.Max(10 * RevocationPollSeconds, 120));
 
     /// <summary>Name reported in responses and /v1/models (default: the sidecar's name or the folder's).</summary>
