@@ -96,6 +96,12 @@ public sealed class YamlDocument
         }
 
         _lines[pointer] = (int)node.Start.Line;
+        if (!node.Anchor.IsEmpty)
+        {
+            // An anchor lets one node be referred to many times: a small file could expand without bound ("billion laughs").
+            throw new RecipeException($"{Path}:{node.Start.Line}: anchors and aliases (&{node.Anchor.Value}, *{node.Anchor.Value}) are not allowed in a recipe; write the value out.");
+        }
+
         switch (node)
         {
             case YamlMappingNode mapping:

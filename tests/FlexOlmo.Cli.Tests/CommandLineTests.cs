@@ -69,4 +69,21 @@ public sealed class CommandLineTests
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(key));
         }
     }
+
+    [Fact]
+    public async Task Eval_OfTokenShards_NeedsNoTokenizer()
+    {
+        using var folder = new TempDirectory("eval-shards");
+        var shard = Path.Combine(folder.Path, "held-out.npy");
+        var ids = Enumerable.Range(0, 600).Select(i => (ushort)(3 + (i * 7 % 500))).ToArray();
+        var header = "{'descr': '<u2', 'fortran_order': False, 'shape': (600,), }";
+        header += new string(' ', 63 - ((10 + header.Length) % 64)) + "\n";
+        File.WriteAllBytes(shard, [0x93, .. "NUMPY"u8, 1, 0, (byte)header.Length, 0, .. System.Text.Encoding.ASCII.GetBytes(header), .. ids.SelectMany(BitConverter.GetBytes)]);
+
+        var run = await CliRun.RunAsync("eval", "--model", TestPaths.Fixture("olmo2-tiny"), "--data", $"shards={shard}", "--seq-len", "32", "--max-tokens", "256", "--out", Path.Combine(folder.Path, "r"));
+
+        Assert.True(run.ExitCode == 0, run.ToString()); // olmo2-tiny has no tokenizer.json and no dolma2 vocabulary
+        Assert.Contains("perplexity", run.Error, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(folder.Path, "r.json")));
+    }
 }

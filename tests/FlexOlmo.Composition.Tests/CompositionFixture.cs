@@ -48,6 +48,22 @@ public sealed class CompositionFixture : IDisposable
         return path;
     }
 
+    /// <summary>A copy of an expert package with its manifest edited (weights untouched).</summary>
+    public string CopyPackage(string source, Action<System.Text.Json.Nodes.JsonObject> edit)
+    {
+        var target = Training.Root.Sub("edited/" + Guid.NewGuid().ToString("N"));
+        foreach (var file in Directory.EnumerateFiles(source).Where(f => f.EndsWith(".json", StringComparison.Ordinal) || f.EndsWith(".safetensors", StringComparison.Ordinal)))
+        {
+            File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        }
+
+        var path = Path.Combine(target, ExpertManifest.FileName);
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        edit(manifest);
+        File.WriteAllText(path, manifest.ToJsonString());
+        return target;
+    }
+
     public void Dispose() => Training.Dispose();
 }
 

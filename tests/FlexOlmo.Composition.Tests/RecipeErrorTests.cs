@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using FlexOlmo.Packages;
 using FlexOlmo.Registry;
 
@@ -72,7 +71,7 @@ public sealed class RecipeErrorTests(CompositionFixture fixture)
     public async Task RevokedExpert_IsRefusedWithTheOwnersReason()
     {
         var registry = new ExpertRegistry(new LocalStore(fixture.RegistryFolder));
-        var copy = CopyPackage(fixture.Chemistry.Folder, manifest => manifest["version"] = "9.9.9");
+        var copy = fixture.CopyPackage(fixture.Chemistry.Folder, manifest => manifest["version"] = "9.9.9");
         await registry.PublishExpertAsync(copy, null, null, CancellationToken.None);
         await registry.RevokeAsync("chemistry@9.9.9", "the lab withdrew consent", null, CancellationToken.None);
 
@@ -130,7 +129,7 @@ public sealed class RecipeErrorTests(CompositionFixture fixture)
         name: x
         anchor: {Anchor}
         experts:
-          - source: {CopyPackage(fixture.Counting.Folder, m => m["anchor"]!["fingerprint"] = "sha256:" + new string('a', 64))}
+          - source: {fixture.CopyPackage(fixture.Counting.Folder, m => m["anchor"]!["fingerprint"] = "sha256:" + new string('a', 64))}
         """,
         line: 4,
         "was trained against anchor");
@@ -150,7 +149,7 @@ public sealed class RecipeErrorTests(CompositionFixture fixture)
     [Fact]
     public Task TamperedExpertWeights_AreCaughtWhileComposing_AndNothingIsWritten()
     {
-        var copy = CopyPackage(fixture.Counting.Folder, _ => { });
+        var copy = fixture.CopyPackage(fixture.Counting.Folder, _ => { });
         var weights = Path.Combine(copy, ExpertTensorNames.WeightsFile);
         var bytes = File.ReadAllBytes(weights);
         bytes[^1] ^= 0xFF;
@@ -187,20 +186,6 @@ public sealed class RecipeErrorTests(CompositionFixture fixture)
         Assert.False(Directory.Exists(Path.Combine(Path.GetDirectoryName(path)!, "out")));
     }
 
-    private string CopyPackage(string source, Action<JsonObject> edit)
-    {
-        var target = fixture.Training.Root.Sub("edited/" + Guid.NewGuid().ToString("N"));
-        foreach (var file in Directory.EnumerateFiles(source).Where(f => f.EndsWith(".json", StringComparison.Ordinal) || f.EndsWith(".safetensors", StringComparison.Ordinal)))
-        {
-            File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        }
-
-        var path = Path.Combine(target, ExpertManifest.FileName);
-        var manifest = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        edit(manifest);
-        File.WriteAllText(path, manifest.ToJsonString());
-        return target;
-    }
 }
 
 public sealed class RecipeExamplesTests

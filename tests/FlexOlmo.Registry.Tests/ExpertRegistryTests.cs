@@ -167,13 +167,15 @@ public sealed class ExpertRegistryTests(RegistryStores stores)
         }
 
         store.BlockStaged += StopAfterTen;
-        await Assert.ThrowsAnyAsync<Exception>(() => registry.PublishExpertAsync(package, null, null, CancellationToken.None));
+        var interrupted = await Assert.ThrowsAnyAsync<Exception>(() => registry.PublishExpertAsync(package, null, null, CancellationToken.None));
         store.BlockStaged -= StopAfterTen;
         stores.Azurite.Start();
 
         var result = await registry.PublishExpertAsync(package, null, null, CancellationToken.None);
 
         Assert.InRange(result.BlocksReused, 10, 31);
+        Assert.IsType<RegistryException>(interrupted); // one line for the user, never an unhandled SDK or network exception
+        Assert.Contains("Run the same publish again", interrupted.Message, StringComparison.Ordinal);
         Assert.True(result.BytesSent < 8 * 1024 * 1024, $"sent {result.BytesSent} bytes again");
         var pulled = (await registry.PullExpertAsync("big", temp.File("pulled"), null, null, CancellationToken.None)).Package;
         Assert.Equal(File.ReadAllBytes(Path.Combine(package, ExpertTensorNames.WeightsFile)), File.ReadAllBytes(pulled.WeightsPath));

@@ -91,7 +91,7 @@ public sealed class ExpertTrainingTests(TrainingFixture fixture, ITestOutputHelp
 
         var resumedFolder = temp.Sub("resumed");
         using var stop = new CancellationTokenSource();
-        var first = ExpertTrainer.Train(Request(resumedFolder, fixture.CountingData, "resumed", steps: 20), null, new StopAt(10, stop), stop.Token);
+        var first = ExpertTrainer.Train(Request(resumedFolder, fixture.CountingData, "resumed", steps: 20), null, new StopAtStep(10, stop), stop.Token);
         Assert.True(first.Outcome.Interrupted);
         Assert.Equal(10, first.Outcome.Steps);
         Assert.Null(first.Package);
@@ -182,17 +182,5 @@ public sealed class ExpertTrainingTests(TrainingFixture fixture, ITestOutputHelp
     {
         var cache = new TokenCache(fixture.TokenCache, new TextEncoding(fixture.Tokenizer, config.EosTokenIds[0]));
         return new TokenDataset(cache.Prepare([file], 2), config.VocabSize);
-    }
-
-    /// <summary>Cancels training once a step is reported (as Ctrl-C would).</summary>
-    private sealed class StopAt(long step, CancellationTokenSource source) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            if (value.Step >= step)
-            {
-                source.Cancel();
-            }
-        }
     }
 }

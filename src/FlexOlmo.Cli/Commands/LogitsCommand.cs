@@ -101,7 +101,7 @@ internal static class LogitsCommand
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(path));
-            if (!document.RootElement.TryGetProperty("input_ids", out var ids) || ids.ValueKind != JsonValueKind.Array || ids.GetArrayLength() == 0)
+            if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("input_ids", out var ids) || ids.ValueKind != JsonValueKind.Array || ids.GetArrayLength() == 0)
             {
                 throw new FlexOlmoException($"{path}: field 'input_ids' must be a non-empty array of rows of token ids.");
             }

