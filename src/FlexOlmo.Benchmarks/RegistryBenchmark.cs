@@ -2,7 +2,7 @@ using System.Diagnostics;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Packages;
 using FlexOlmo.Registry;
-using FlexOlmo.Testing;
+using FlexOlmo.Support;
 
 namespace FlexOlmo.Benchmarks;
 

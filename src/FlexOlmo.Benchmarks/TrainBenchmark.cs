@@ -1,9 +1,9 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Native;
+using FlexOlmo.Data;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Training;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Experts;
 using static TorchSharp.torch;
 

@@ -1,7 +1,6 @@
 using FlexOlmo.Core.Modeling;
+using FlexOlmo.Data;
 using FlexOlmo.Packages;
-using FlexOlmo.Training;
-using FlexOlmo.Training.Data;
 
 namespace FlexOlmo.Evaluation;
 
@@ -73,7 +72,7 @@ public static class PerplexityEvaluator
             throw new EvaluationException($"--masks: '{duplicate.Key}' is asked for twice.");
         }
 
-        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, new TextEncoding(evaluated.LoadTokenizer, () => evaluated.EosTokenId));
+        var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, evaluated.TextEncoding);
         var rawBytes = TokenWidth.ForVocabulary(config.VocabSize);
         var device = model.Device;
         var perplexity = masks.ToDictionary(m => m.Label, _ => new Dictionary<string, double>());
@@ -87,7 +86,7 @@ public static class PerplexityEvaluator
             {
                 files = DataFiles.Expand(domain.Paths);
             }
-            catch (TrainingException e)
+            catch (DataException e)
             {
                 throw new EvaluationException($"--data {domain.Name}: {e.Message}");
             }

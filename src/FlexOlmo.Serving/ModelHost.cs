@@ -1,9 +1,6 @@
-using FlexOlmo.Core.Checkpoints;
-using FlexOlmo.Core.Configuration;
-using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Modeling;
-using FlexOlmo.Core.Native;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Data;
 using FlexOlmo.Packages;
 
 namespace FlexOlmo.Serving;
@@ -11,34 +8,34 @@ namespace FlexOlmo.Serving;
 /// <summary>One expert as the server presents it (from the composed model's sidecar when it has one).</summary>
 public sealed record ServedExpert(int Index, string Name, string? Version, string Owner, string License);
 
-/// <summary>The served model, its tokenizer and chat template, and the experts by name and index.</summary>
+/// <summary>The served model (loaded by the one model-folder loader), its chat template, and the experts by name and index.</summary>
 public sealed class ModelHost : IDisposable
 {
-    private ModelHost(string folder, Olmo2ForCausalLM model, ITextTokenizer? tokenizer, ChatTemplate? template, IReadOnlyList<int> eos, IReadOnlyList<ServedExpert> experts, string name, ComposedSidecar? sidecar)
+    private readonly ModelFolder _folder;
+
+    private ModelHost(ModelFolder folder, ChatTemplate? template, IReadOnlyList<ServedExpert> experts, string name, ComposedSidecar? sidecar)
     {
-        Folder = folder;
-        Model = model;
-        Tokenizer = tokenizer;
+        _folder = folder;
         ChatTemplate = template;
-        EosTokenIds = eos;
         Experts = experts;
         Name = name;
         Sidecar = sidecar;
     }
 
-    public string Folder { get; }
+    public string Folder => _folder.Path;
 
-    public Olmo2ForCausalLM Model { get; }
+    public Olmo2ForCausalLM Model => _folder.Model;
 
-    public ITextTokenizer? Tokenizer { get; }
+    public ITextTokenizer? Tokenizer => _folder.Tokenizer;
 
     public ChatTemplate? ChatTemplate { get; }
 
-    public IReadOnlyList<int> EosTokenIds { get; }
+    public IReadOnlyList<int> EosTokenIds => _folder.EosTokenIds;
 
     /// <summary>Experts in router order (empty for a dense model).</summary>
     public IReadOnlyList<ServedExpert> Experts { get; }
 
+    /// <summary>The sidecar, when it describes this model's experts.</summary>
     public ComposedSidecar? Sidecar { get; }
 
     public string Name { get; }
@@ -49,23 +46,13 @@ public sealed class ModelHost : IDisposable
 
     public static ModelHost Load(ServerOptions options)
     {
-        var config = ModelConfig.Load(options.Model);
-        var model = CheckpointLoader.Load(options.Model, TorchRuntime.ResolveDevice(options.Device), TorchRuntime.ResolveDType(options.DType, config.StorageDType));
-        var sidecar = ComposedSidecar.TryLoad(options.Model);
-        var experts = !config.IsMoe ? []
-            : sidecar is not null && sidecar.Experts.Count == config.NumExperts
-                ? sidecar.Experts.Select(e => new ServedExpert(e.Index, e.Name, e.Version, e.Owner, e.License)).ToList()
-                : Enumerable.Range(0, config.NumExperts).Select(i => new ServedExpert(i, ComposedSidecar.DefaultName(i), null, "unknown", "unknown")).ToList();
+        var folder = ModelFolder.Load(options.Model, null, options.Device, options.DType);
+        var sidecar = folder.Sidecar is { } s && s.Experts.Count == folder.ExpertNames.Count ? s : null;
+        var experts = folder.ExpertNames.Select((name, i) => sidecar?.Experts[i] is { } e
+            ? new ServedExpert(e.Index, e.Name, e.Version, e.Owner, e.License)
+            : new ServedExpert(i, name, null, "unknown", "unknown")).ToList();
         var name = options.ModelName ?? sidecar?.Name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Model)));
-        return new ModelHost(
-            options.Model,
-            model,
-            TokenizerLoader.TryLoad(options.Model, config),
-            ChatTemplate.TryLoad(options.Model),
-            GenerationDefaults.EosTokenIds(options.Model, config),
-            experts,
-            name,
-            sidecar);
+        return new ModelHost(folder, ChatTemplate.TryLoad(options.Model), experts, name, sidecar);
     }
 
     /// <summary>An expert by name or index; the message of the error names what exists.</summary>
@@ -83,5 +70,5 @@ public sealed class ModelHost : IDisposable
 
     public IReadOnlyList<string> Names(ExpertSet set) => set.Allowed.Select(i => Experts[i].Name).ToList();
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose() => _folder.Dispose();
 }

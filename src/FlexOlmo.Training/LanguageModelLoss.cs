@@ -42,13 +42,4 @@ public static class LanguageModelLoss
 
         return (total.MoveToOuterDisposeScope(), crossEntropy.MoveToOuterDisposeScope());
     }
-
-    /// <summary>Summed cross-entropy (nats) of a batch without autograd, for perplexity.</summary>
-    public static double SumCrossEntropy(Tensor logits, Tensor labels)
-    {
-        using var scope = NewDisposeScope();
-        var scores = logits.to(ScalarType.Float32); // [B, T, V]
-        var picked = scores.gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B, T]
-        return (scores.logsumexp(-1) - picked).to(ScalarType.Float64).sum().item<double>();
-    }
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using FlexOlmo.Training.Data;
+using FlexOlmo.Data;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,6 +1,5 @@
 using FlexOlmo.Evaluation;
 using FlexOlmo.Packages;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Cli.Tests;
 

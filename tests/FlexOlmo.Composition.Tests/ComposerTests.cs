@@ -4,6 +4,7 @@ using FlexOlmo.Core.Modeling;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Packages;
 using FlexOlmo.Testing;
+using FlexOlmo.Training.RouterTuning;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 

@@ -1,7 +1,6 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using FlexOlmo.Evaluation.Corpora;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Evaluation.Tests;
 

@@ -1,6 +1,6 @@
 using FlexOlmo.Core.Checkpoints;
+using FlexOlmo.Data;
 using FlexOlmo.Formats;
-using FlexOlmo.Training;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Evaluation.Tests;
@@ -75,7 +75,7 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
     [Fact]
     public void Evaluate_OneWindow_EqualsCrossEntropyComputedFromTheLogits()
     {
-        using var folder = new Testing.TempDirectory("eval-window");
+        using var folder = new TempDirectory("eval-window");
         var ids = Enumerable.Range(0, 40).Select(i => (ushort)((i * 37) % 320)).ToArray();
         var shard = Path.Combine(folder.Path, "ids.bin");
         File.WriteAllBytes(shard, ids.SelectMany(BitConverter.GetBytes).ToArray());
@@ -90,7 +90,7 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
         using var scope = NewDisposeScope();
         var tokens = tensor(ids.Take(17).Select(i => (long)i).ToArray(), [1, 17]); // [1, L+1]
         var logits = model.Forward(tokens.narrow(1, 0, 16)); // [1, L, V]
-        var expected = Math.Exp(LanguageModelLoss.SumCrossEntropy(logits, tokens.narrow(1, 1, 16)) / 16);
+        var expected = Math.Exp(PerplexityMeter.SumCrossEntropy(logits, tokens.narrow(1, 1, 16)) / 16);
         Assert.Equal(16, report.Tokens["ids"]);
         Assert.Equal(Math.Round(expected, 4), report["anchor", "ids"]);
     }
@@ -98,7 +98,7 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
     [Fact]
     public void Evaluate_DomainShorterThanOneWindow_NamesDomainAndSeqLen()
     {
-        using var folder = new Testing.TempDirectory("eval-short");
+        using var folder = new TempDirectory("eval-short");
         var text = Path.Combine(folder.Path, "tiny.txt");
         File.WriteAllText(text, "one two");
 
@@ -123,7 +123,7 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
     [Fact]
     public void Evaluate_FolderThatIsNoModel_SaysWhatItExpected()
     {
-        using var folder = new Testing.TempDirectory("eval-empty");
+        using var folder = new TempDirectory("eval-empty");
 
         var error = Assert.Throws<EvaluationException>(() => fixture.Evaluate(folder.Path));
 
@@ -141,7 +141,7 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
     [Fact]
     public void Save_WritesJsonMarkdownAndHtml_ThatReadBack()
     {
-        using var folder = new Testing.TempDirectory("eval-report");
+        using var folder = new TempDirectory("eval-report");
         var report = fixture.Evaluate(fixture.Composed, ["composed", "anchor", "only:counting"]);
 
         var paths = report.Save(Path.Combine(folder.Path, "out", "report"));
@@ -164,7 +164,7 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
     [Fact]
     public void Load_NotAReport_NamesTheFile()
     {
-        using var folder = new Testing.TempDirectory("eval-bad");
+        using var folder = new TempDirectory("eval-bad");
         var path = Path.Combine(folder.Path, "report.json");
         File.WriteAllText(path, "{\"domains\": 3}");
 

@@ -1,6 +1,5 @@
 using Azure.Storage.Blobs;
 using FlexOlmo.Packages;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Registry.Tests;
 

@@ -1,5 +1,4 @@
 using FlexOlmo.Packages;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Registry.Tests;
 

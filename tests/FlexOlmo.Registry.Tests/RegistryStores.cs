@@ -1,6 +1,5 @@
 using Azure.Core;
 using Azure.Storage.Blobs;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Registry.Tests;
 

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using FlexOlmo.Packages;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Registry.Tests;
 

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using FlexOlmo.Formats;
 using FlexOlmo.Registry;
-using FlexOlmo.Testing;
 using Microsoft.AspNetCore.TestHost;
 
 namespace FlexOlmo.Serving.Tests;

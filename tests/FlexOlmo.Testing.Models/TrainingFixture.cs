@@ -1,9 +1,9 @@
 using System.Text.Json.Nodes;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Data;
 using FlexOlmo.Packages;
 using FlexOlmo.Training;
 using FlexOlmo.Training.Anchors;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Experts;
 using FlexOlmo.Training.Pretraining;
 using FlexOlmo.Training.Tokenizers;

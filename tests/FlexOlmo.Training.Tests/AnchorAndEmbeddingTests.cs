@@ -1,8 +1,8 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Data;
 using FlexOlmo.Packages;
 using FlexOlmo.Testing;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Embedding;
 using FlexOlmo.Training.Tokenizers;
 using static TorchSharp.torch;

@@ -1,9 +1,9 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
+using FlexOlmo.Data;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Packages;
 using FlexOlmo.Testing;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Experts;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -132,22 +132,22 @@ public sealed class ExpertTrainingTests(TrainingFixture fixture, ITestOutputHelp
     public void TrainExpert_RejectsMissingAndEmptyDataAndBadJsonLines()
     {
         using var temp = new TempDirectory("bad-data");
-        var missing = Assert.Throws<TrainingException>(() => ExpertTrainer.Train(Request(temp.Sub("a"), temp.File("nope.jsonl"), "a", 3), null, null, CancellationToken.None));
+        var missing = Assert.Throws<DataException>(() => ExpertTrainer.Train(Request(temp.Sub("a"), temp.File("nope.jsonl"), "a", 3), null, null, CancellationToken.None));
         Assert.Contains("nope.jsonl: no such file", missing.Message, StringComparison.Ordinal);
 
         var empty = temp.File("empty.jsonl");
         File.WriteAllText(empty, "\n\n");
-        var none = Assert.Throws<TrainingException>(() => ExpertTrainer.Train(Request(temp.Sub("b"), empty, "b", 3), null, null, CancellationToken.None));
+        var none = Assert.Throws<DataException>(() => ExpertTrainer.Train(Request(temp.Sub("b"), empty, "b", 3), null, null, CancellationToken.None));
         Assert.Contains("holds no text", none.Message, StringComparison.Ordinal);
 
         var broken = temp.File("broken.jsonl");
         File.WriteAllLines(broken, ["{\"text\": \"fine\"}", "{\"text\": unquoted}"]);
-        var bad = Assert.Throws<TrainingException>(() => ExpertTrainer.Train(Request(temp.Sub("c"), broken, "c", 3), null, null, CancellationToken.None));
+        var bad = Assert.Throws<DataException>(() => ExpertTrainer.Train(Request(temp.Sub("c"), broken, "c", 3), null, null, CancellationToken.None));
         Assert.Contains("broken.jsonl:2", bad.Message, StringComparison.Ordinal);
 
         var noText = temp.File("notext.jsonl");
         File.WriteAllLines(noText, ["{\"body\": \"x\"}"]);
-        Assert.Contains("\"text\"", Assert.Throws<TrainingException>(() => ExpertTrainer.Train(Request(temp.Sub("d"), noText, "d", 3), null, null, CancellationToken.None)).Message, StringComparison.Ordinal);
+        Assert.Contains("\"text\"", Assert.Throws<DataException>(() => ExpertTrainer.Train(Request(temp.Sub("d"), noText, "d", 3), null, null, CancellationToken.None)).Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using FlexOlmo.Core.Generation;
+using FlexOlmo.Data;
 using FlexOlmo.Formats;
 
 namespace FlexOlmo.Cli.Commands;
@@ -47,7 +48,7 @@ internal static class GenerateCommand
             throw new FlexOlmoException("Give --prompt TEXT (one or more) or --prompt-ids 1,2,3.");
         }
 
-        using var loaded = LoadedModel.Load(context.Get(Model), context.Get(Device), context.Get(DType));
+        using var loaded = ModelFolder.Load(context.Get(Model), null, context.Get(Device), context.Get(DType));
         var tokenizer = prompts.Length > 0 || context.Get(Stop)?.Length > 0 ? loaded.RequireTokenizer() : loaded.Tokenizer;
         var encoded = prompts.Length > 0
             ? prompts.Select(p => tokenizer!.Encode(p).ToArray()).ToArray()
@@ -62,7 +63,7 @@ internal static class GenerateCommand
             StopStrings = context.Get(Stop) ?? [],
             EosTokenIds = context.Get(IgnoreEos) ? [] : loaded.EosTokenIds.ToArray(),
         };
-        var experts = loaded.ExpertSet(context.Get(Include), context.Get(Exclude));
+        var experts = loaded.SelectExperts(context.Get(Include), context.Get(Exclude));
         var requests = encoded.Select(p => new GenerationRequest(p, sampling, experts)).ToArray();
         var json = context.Get(Json);
         var stream = !json && requests.Length == 1;

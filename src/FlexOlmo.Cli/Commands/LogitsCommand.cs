@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using FlexOlmo.Core.Modeling;
+using FlexOlmo.Data;
 using FlexOlmo.Formats;
 using static TorchSharp.torch;
 
@@ -38,7 +39,7 @@ internal static class LogitsCommand
     {
         var inputPath = context.Get(InputIds);
         var rows = ReadInputIds(inputPath);
-        using var loaded = LoadedModel.Load(context.Get(Model), context.Get(Device), context.Get(DType));
+        using var loaded = ModelFolder.Load(context.Get(Model), null, context.Get(Device), context.Get(DType));
         var vocab = loaded.Model.Config.VocabSize;
         foreach (var (row, b) in rows.Select((r, b) => (r, b)))
         {
@@ -49,7 +50,7 @@ internal static class LogitsCommand
             }
         }
 
-        var experts = loaded.ExpertSet(context.Get(Include), context.Get(Exclude));
+        var experts = loaded.SelectExperts(context.Get(Include), context.Get(Exclude));
         using var ids = tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, rows[0].Length]).to(loaded.Model.Device); // [B, T]
         using var bias = experts is null ? null : ExpertMask.ToRouterBias(rows.Select(_ => experts).ToArray(), loaded.Model.Config.NumExperts, loaded.Model.Device);
         using var noGrad = no_grad();

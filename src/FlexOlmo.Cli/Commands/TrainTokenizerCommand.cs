@@ -1,6 +1,6 @@
 using System.CommandLine;
 using FlexOlmo.Core.Tokenization;
-using FlexOlmo.Training.Data;
+using FlexOlmo.Data;
 using FlexOlmo.Training.Tokenizers;
 
 namespace FlexOlmo.Cli.Commands;

@@ -1,6 +1,6 @@
 using System.CommandLine;
-using FlexOlmo.Composition;
 using FlexOlmo.Training;
+using FlexOlmo.Training.RouterTuning;
 
 namespace FlexOlmo.Cli.Commands;
 

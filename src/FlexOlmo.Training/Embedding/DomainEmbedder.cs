@@ -1,5 +1,5 @@
 using FlexOlmo.Core.Modeling;
-using FlexOlmo.Training.Data;
+using FlexOlmo.Data;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Training.Embedding;

@@ -3,8 +3,8 @@ using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Native;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Data;
 using FlexOlmo.Packages;
-using FlexOlmo.Training.Data;
 
 namespace FlexOlmo.Training.Embedding;
 

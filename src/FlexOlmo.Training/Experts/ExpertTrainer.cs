@@ -4,9 +4,9 @@ using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Native;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Data;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Packages;
-using FlexOlmo.Training.Data;
 using FlexOlmo.Training.Embedding;
 using static TorchSharp.torch;
 

@@ -1,4 +1,5 @@
 using FlexOlmo.Core.Modeling;
+using FlexOlmo.Data;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Training.Experts;

@@ -4,8 +4,8 @@ using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Native;
 using FlexOlmo.Core.Tokenization;
+using FlexOlmo.Data;
 using FlexOlmo.Formats;
-using FlexOlmo.Training.Data;
 
 namespace FlexOlmo.Training.Pretraining;
 

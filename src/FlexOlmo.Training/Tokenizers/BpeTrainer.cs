@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using FlexOlmo.Core.Tokenization;
-using FlexOlmo.Training.Data;
+using FlexOlmo.Data;
 
 namespace FlexOlmo.Training.Tokenizers;
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
 using FlexOlmo.Formats.Safetensors;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Core.Tests.Safetensors;
 

@@ -1,5 +1,4 @@
 using FlexOlmo.Formats.Safetensors;
-using FlexOlmo.Testing;
 
 namespace FlexOlmo.Core.Tests.Safetensors;
 

@@ -2,14 +2,12 @@ using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Native;
+using FlexOlmo.Data;
 using FlexOlmo.Formats;
 using FlexOlmo.Formats.Safetensors;
 using FlexOlmo.Packages;
-using FlexOlmo.Training;
-using FlexOlmo.Training.Data;
-using FlexOlmo.Training.RouterTuning;
 
-namespace FlexOlmo.Composition;
+namespace FlexOlmo.Training.RouterTuning;
 
 /// <summary>What <c>flexolmo tune-router</c> was asked to do.</summary>
 public sealed record RouterTuningRequest

@@ -8,7 +8,7 @@ using FlexOlmo.Packages;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace FlexOlmo.Training.Experts;
+namespace FlexOlmo.Data;
 
 // E=2 experts (0 = public, 1 = the owner's), H=hidden
 
@@ -36,7 +36,7 @@ public static partial class ExpertModel
     {
         if (anchorConfig.IsMoe)
         {
-            throw new TrainingException("The anchor must be a dense OLMo-2 model (model_type olmo2); this one is already a mixture of experts.");
+            throw new DataException("The anchor must be a dense OLMo-2 model (model_type olmo2); this one is already a mixture of experts.");
         }
 
         var config = ConfigFor(anchorConfig);
@@ -64,7 +64,7 @@ public static partial class ExpertModel
         var manifest = expert.Manifest.Value;
         if (manifest.Anchor.Fingerprint != anchor.Fingerprint)
         {
-            throw new TrainingException(
+            throw new DataException(
                 $"{expert.Folder}: expert {manifest.Reference} was trained against anchor {manifest.Anchor.Name ?? "?"} ({manifest.Anchor.Fingerprint}), " +
                 $"but {anchor.Folder} is {anchor.Manifest.Value.Name} ({anchor.Fingerprint}); give the anchor it was trained on.");
         }
@@ -101,13 +101,13 @@ public static partial class ExpertModel
     {
         if (!source.Contains(name))
         {
-            throw new TrainingException($"{source.Source}: has no tensor '{name}'; the expert package is incomplete or from another tool.");
+            throw new DataException($"{source.Source}: has no tensor '{name}'; the expert package is incomplete or from another tool.");
         }
 
         var (file, info) = source.Locate(name);
         if (!info.Shape.SequenceEqual(target.shape))
         {
-            throw new TrainingException($"{source.Source}: '{name}' has shape [{string.Join(",", info.Shape)}], the anchor needs [{string.Join(",", target.shape)}].");
+            throw new DataException($"{source.Source}: '{name}' has shape [{string.Join(",", info.Shape)}], the anchor needs [{string.Join(",", target.shape)}].");
         }
 
         using var tensor = TensorBytes.Read(file, info, 0, info.Shape);

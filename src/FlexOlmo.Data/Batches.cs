@@ -1,7 +1,6 @@
-using FlexOlmo.Training.Data;
 using static TorchSharp.torch;
 
-namespace FlexOlmo.Training;
+namespace FlexOlmo.Data;
 
 // B=instances, L=sequence length
 

@@ -1,7 +1,6 @@
-using FlexOlmo.Training.Data;
 using static TorchSharp.torch;
 
-namespace FlexOlmo.Training;
+namespace FlexOlmo.Data;
 
 // B=instances, L=sequence length, V=vocabulary
 
@@ -26,10 +25,19 @@ public static class PerplexityMeter
             var batch = Batches.Make(data, chunk, seqLen, device); // [B, L+1]
             var inputs = batch.narrow(1, 0, seqLen); // [B, L]
             var labels = batch.narrow(1, 1, seqLen); // [B, L]
-            nats += LanguageModelLoss.SumCrossEntropy(logits(inputs), labels);
+            nats += SumCrossEntropy(logits(inputs), labels);
             tokens += chunk.Length * (long)seqLen;
         }
 
         return (tokens, Math.Exp(nats / tokens));
+    }
+
+    /// <summary>Summed cross-entropy (nats) of logits [B, T, V] against labels [B, T], in fp32, without autograd.</summary>
+    public static double SumCrossEntropy(Tensor logits, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var scores = logits.to(ScalarType.Float32); // [B, T, V]
+        var picked = scores.gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B, T]
+        return (scores.logsumexp(-1) - picked).to(ScalarType.Float64).sum().item<double>();
     }
 }

@@ -1,4 +1,4 @@
-namespace FlexOlmo.Testing;
+namespace FlexOlmo.Support;
 
 /// <summary>A scratch folder deleted when disposed.</summary>
 public sealed class TempDirectory : IDisposable

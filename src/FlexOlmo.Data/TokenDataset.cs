@@ -1,6 +1,6 @@
 using System.IO.MemoryMappedFiles;
 
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>
 /// The concatenation of several token sources, memory-mapped and read on demand, cut into fixed-length instances
@@ -57,7 +57,7 @@ public sealed class TokenDataset : IDisposable
                     : view.ReadUInt16((offset + i) * 2);
                 if (id >= _vocabSize)
                 {
-                    throw new TrainingException($"{source.Path}: token id {id} at position {offset + i} is outside the vocabulary (0..{_vocabSize - 1}); the shard was made for another tokenizer, or --token-dtype is wrong.");
+                    throw new DataException($"{source.Path}: token id {id} at position {offset + i} is outside the vocabulary (0..{_vocabSize - 1}); the shard was made for another tokenizer, or --token-dtype is wrong.");
                 }
 
                 destination[written + i] = id;

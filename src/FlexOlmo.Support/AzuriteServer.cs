@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
-namespace FlexOlmo.Testing;
+namespace FlexOlmo.Support;
 
 /// <summary>
 /// A real Azurite blob server for tests: installed from npm into a cache folder outside the repository when missing

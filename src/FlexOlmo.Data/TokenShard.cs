@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>
 /// Pre-tokenised shards as OLMo-core writes them: flat arrays of uint16 or uint32 ids, as raw memmap files (.npy or
@@ -27,7 +27,7 @@ public static partial class TokenShard
 
         if (rawElementSize is not (2 or 4))
         {
-            throw new TrainingException($"--token-dtype must be uint16 or uint32 (got {rawElementSize * 8}-bit).");
+            throw new DataException($"--token-dtype must be uint16 or uint32 (got {rawElementSize * 8}-bit).");
         }
 
         return Checked(path, 0, length, rawElementSize);
@@ -43,7 +43,7 @@ public static partial class TokenShard
         var major = prefix[6];
         if (major is not (1 or 2 or 3))
         {
-            throw new TrainingException($"{path}: NumPy format version {major}.{prefix[7]} is not one this reader knows (1, 2 or 3).");
+            throw new DataException($"{path}: NumPy format version {major}.{prefix[7]} is not one this reader knows (1, 2 or 3).");
         }
 
         long headerLength;
@@ -58,7 +58,7 @@ public static partial class TokenShard
             var more = new byte[2];
             if (stream.Read(more) != 2)
             {
-                throw new TrainingException($"{path}: truncated NumPy header.");
+                throw new DataException($"{path}: truncated NumPy header.");
             }
 
             headerLength = (uint)(prefix[8] | (prefix[9] << 8) | (more[0] << 16) | (more[1] << 24));
@@ -67,7 +67,7 @@ public static partial class TokenShard
 
         if (headerLength <= 0 || headerLength > MaxHeaderBytes || dataStart > length)
         {
-            throw new TrainingException($"{path}: malformed NumPy header (length {headerLength}, file {length} bytes).");
+            throw new DataException($"{path}: malformed NumPy header (length {headerLength}, file {length} bytes).");
         }
 
         stream.Position = dataStart - headerLength;
@@ -78,30 +78,30 @@ public static partial class TokenShard
         var shape = ShapePattern().Match(text);
         if (!descr.Success || !shape.Success || !FortranPattern().IsMatch(text))
         {
-            throw new TrainingException($"{path}: NumPy header must give 'descr', 'fortran_order': False and 'shape' (got {text.Trim()}).");
+            throw new DataException($"{path}: NumPy header must give 'descr', 'fortran_order': False and 'shape' (got {text.Trim()}).");
         }
 
         if (descr.Groups[1].Value == ">")
         {
-            throw new TrainingException($"{path}: big-endian ids ('{descr.Value}') are not supported; save the array as little-endian ('<u2' or '<u4').");
+            throw new DataException($"{path}: big-endian ids ('{descr.Value}') are not supported; save the array as little-endian ('<u2' or '<u4').");
         }
 
         var size = descr.Groups[2].Value switch
         {
             "u2" => 2,
             "u4" => 4,
-            _ => throw new TrainingException($"{path}: token shards hold uint16 or uint32 ids, not '{descr.Groups[2].Value}'."),
+            _ => throw new DataException($"{path}: token shards hold uint16 or uint32 ids, not '{descr.Groups[2].Value}'."),
         };
         var dimensions = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (dimensions.Length != 1 || !long.TryParse(dimensions[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count))
         {
-            throw new TrainingException($"{path}: token shards are one-dimensional arrays of ids; the header says shape ({shape.Groups[1].Value}). Flatten it (array.reshape(-1)).");
+            throw new DataException($"{path}: token shards are one-dimensional arrays of ids; the header says shape ({shape.Groups[1].Value}). Flatten it (array.reshape(-1)).");
         }
 
         var dataBytes = length - dataStart;
         if (count > dataBytes / size || count * size != dataBytes)
         {
-            throw new TrainingException($"{path}: the header says {count} ids of {size} bytes ({count * (double)size:0} bytes), but the file holds {dataBytes} bytes after the header; the file is truncated or its header is wrong.");
+            throw new DataException($"{path}: the header says {count} ids of {size} bytes ({count * (double)size:0} bytes), but the file holds {dataBytes} bytes after the header; the file is truncated or its header is wrong.");
         }
 
         return Checked(path, dataStart, dataBytes, size);
@@ -111,7 +111,7 @@ public static partial class TokenShard
     {
         if (bytes % size != 0)
         {
-            throw new TrainingException($"{path}: {bytes} bytes of data is not a whole number of {size}-byte token ids; wrong --token-dtype?");
+            throw new DataException($"{path}: {bytes} bytes of data is not a whole number of {size}-byte token ids; wrong --token-dtype?");
         }
 
         return new TokenSource(path, offset, bytes / size, size, Documents: 0);

@@ -1,4 +1,4 @@
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>
 /// A deterministic split of a dataset's instances into training and held-out validation sets, and the training
@@ -15,7 +15,7 @@ public sealed class InstanceSplit
     {
         if (validationFraction is < 0 or >= 1)
         {
-            throw new TrainingException($"--val-fraction must be in [0, 1) (got {validationFraction}).");
+            throw new DataException($"--val-fraction must be in [0, 1) (got {validationFraction}).");
         }
 
         _seed = seed;
@@ -25,7 +25,7 @@ public sealed class InstanceSplit
         _train = order.Skip((int)validation).ToArray();
         if (_train.Length == 0)
         {
-            throw new TrainingException($"The data makes {instances} training instance(s) after holding out {validation} for validation; add data or lower --seq-len.");
+            throw new DataException($"The data makes {instances} training instance(s) after holding out {validation} for validation; add data or lower --seq-len.");
         }
     }
 

@@ -2,7 +2,7 @@ using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Tokenization;
 
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>
 /// How a model turns text files into token ids: its tokenizer and the end-of-text id put between documents. Both are
@@ -34,5 +34,5 @@ public sealed class TextEncoding
         () => TokenizerLoader.Load(folder, config),
         () => GenerationDefaults.EosTokenIds(folder, config) is { Count: > 0 } ids
             ? ids[0]
-            : throw new TrainingException($"{folder}: config.json has no eos_token_id, which text data needs to separate documents. Add it, or give token shards (.npy, .bin)."));
+            : throw new DataException($"{folder}: config.json has no eos_token_id, which text data needs to separate documents. Add it, or give token shards (.npy, .bin)."));
 }

@@ -2,7 +2,7 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>A piece of a document's text; the last piece of each document has <see cref="EndOfDocument"/> set.</summary>
 public readonly record struct TextChunk(string Text, bool EndOfDocument);
@@ -77,14 +77,14 @@ public static class DocumentReader
                 using var document = JsonDocument.Parse(line, new JsonDocumentOptions { MaxDepth = 64 });
                 if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("text", out var field) || field.ValueKind != JsonValueKind.String)
                 {
-                    throw new TrainingException($"{path}:{number}: each line must be a JSON object with a string field \"text\".");
+                    throw new DataException($"{path}:{number}: each line must be a JSON object with a string field \"text\".");
                 }
 
                 text = field.GetString();
             }
             catch (JsonException e)
             {
-                throw new TrainingException($"{path}:{number}: not valid JSON ({e.Message}). Fix or remove that line.");
+                throw new DataException($"{path}:{number}: not valid JSON ({e.Message}). Fix or remove that line.");
             }
 
             if (!string.IsNullOrEmpty(text))
@@ -127,7 +127,7 @@ public static class DocumentReader
                 var take = end >= 0 ? end : pending.Length;
                 if (line.Length + take > MaxLineChars)
                 {
-                    throw new TrainingException($"{path}: a line is longer than {MaxLineChars >> 20} Mi characters; each line of a .jsonl file is one document, so this is not a JSON-lines file.");
+                    throw new DataException($"{path}: a line is longer than {MaxLineChars >> 20} Mi characters; each line of a .jsonl file is one document, so this is not a JSON-lines file.");
                 }
 
                 line.Append(pending[..take]);
@@ -152,7 +152,7 @@ public static class DocumentReader
             }
             catch (InvalidDataException e)
             {
-                throw new TrainingException($"{path}: cannot be decompressed ({e.Message}); a .gz file must be gzip-compressed JSON lines.");
+                throw new DataException($"{path}: cannot be decompressed ({e.Message}); a .gz file must be gzip-compressed JSON lines.");
             }
         }
     }

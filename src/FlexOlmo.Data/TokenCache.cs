@@ -5,7 +5,7 @@ using System.Text.Json;
 using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Formats;
 
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>
 /// Tokenises text files once into uint32 id files in a cache folder (keyed by the file's path, size, modification
@@ -46,7 +46,7 @@ public sealed class TokenCache(string folder, TextEncoding encoding)
 
         if (sources.Sum(s => s.Tokens) == 0)
         {
-            throw new TrainingException($"The data ({string.Join(", ", files.Take(3))}{(files.Count > 3 ? ", ..." : string.Empty)}) holds no text.");
+            throw new DataException($"The data ({string.Join(", ", files.Take(3))}{(files.Count > 3 ? ", ..." : string.Empty)}) holds no text.");
         }
 
         return sources;

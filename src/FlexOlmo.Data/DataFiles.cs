@@ -1,6 +1,6 @@
 using Microsoft.Extensions.FileSystemGlobbing;
 
-namespace FlexOlmo.Training.Data;
+namespace FlexOlmo.Data;
 
 /// <summary>Turns the user's --data arguments (files, folders, globs) into a sorted list of supported files.</summary>
 public static class DataFiles
@@ -43,12 +43,12 @@ public static class DataFiles
                 continue;
             }
 
-            throw new TrainingException($"--data {argument}: no such file or folder.");
+            throw new DataException($"--data {argument}: no such file or folder.");
         }
 
         if (files.Count == 0)
         {
-            throw new TrainingException($"--data {string.Join(" ", arguments)}: matched no data files (supported: {string.Join(", ", Extensions)}).");
+            throw new DataException($"--data {string.Join(" ", arguments)}: matched no data files (supported: {string.Join(", ", Extensions)}).");
         }
 
         return files.ToList();

@@ -1,11 +1,10 @@
 using System.IO.Compression;
 using System.Text;
 using FlexOlmo.Testing;
-using FlexOlmo.Training.Data;
 
-namespace FlexOlmo.Training.Tests;
+namespace FlexOlmo.Data.Tests;
 
-[Collection(TrainingCollection.Name)]
+[Collection(DataCollection.Name)]
 public sealed class DataPipelineTests(TrainingFixture fixture)
 {
     [Fact]
@@ -76,11 +75,11 @@ public sealed class DataPipelineTests(TrainingFixture fixture)
         Assert.Equal(ids.Select(i => (long)i), Read(fromNpy));
 
         using var tooSmall = new TokenDataset(cache.Prepare([raw], 2), 8);
-        var error = Assert.Throws<TrainingException>(() => Read(tooSmall));
+        var error = Assert.Throws<DataException>(() => Read(tooSmall));
         Assert.Contains("outside the vocabulary", error.Message, StringComparison.Ordinal);
 
         File.WriteAllBytes(temp.File("odd.bin"), [1, 2, 3]);
-        Assert.Contains("whole number", Assert.Throws<TrainingException>(() => cache.Prepare([temp.File("odd.bin")], 2)).Message, StringComparison.Ordinal);
+        Assert.Contains("whole number", Assert.Throws<DataException>(() => cache.Prepare([temp.File("odd.bin")], 2)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -94,7 +93,7 @@ public sealed class DataPipelineTests(TrainingFixture fixture)
 
         Assert.Equal(2, DataFiles.Expand([temp.Path]).Count);
         Assert.Single(DataFiles.Expand([Path.Combine(temp.Path, "**", "*.txt")]));
-        var error = Assert.Throws<TrainingException>(() => DataFiles.Expand([Path.Combine(temp.Path, "*.npy")]));
+        var error = Assert.Throws<DataException>(() => DataFiles.Expand([Path.Combine(temp.Path, "*.npy")]));
         Assert.Contains("matched no data files", error.Message, StringComparison.Ordinal);
     }
 
