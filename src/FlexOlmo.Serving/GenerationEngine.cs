@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using FlexOlmo.Core.Generation;
-using FlexOlmo.Core.Kernels;
 using FlexOlmo.Core.Modeling;
 using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
@@ -76,7 +75,6 @@ public sealed class GenerationEngine : IDisposable
 
     private void Loop()
     {
-        CpuGemv.RowInvariant = true;
         using var noGrad = no_grad();
         var active = new List<EngineSequence>();
         while (!_stop.IsCancellationRequested)
@@ -215,7 +213,8 @@ public sealed class GenerationEngine : IDisposable
         var ids = tensor(rows.Select(s => (long)s.LastToken).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
         var positions = tensor(rows.Select(s => s.Position).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
         var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
-        var logits = _host.Model.ForwardRows(ids, positions, rows.Select(s => s.Cache!).ToList(), Bias(rows), trace); // [R, 1, V]
+        // Row-invariant: a sequence's tokens never depend on what else is in its batch. Prefill runs each prompt alone.
+        var logits = _host.Model.ForwardRows(ids, positions, rows.Select(s => s.Cache!).ToList(), Bias(rows), trace, LinearMode.RowInvariant); // [R, 1, V]
         CountUsage(trace);
         return logits;
     }

@@ -30,22 +30,13 @@ public static unsafe class CpuGemv
     private const int RowsPerPass = MaxRowsF32;
     private const int OutputsPerTask = 256;
 
-    private static readonly AsyncLocal<bool> RowInvariantMode = new();
-
     public static bool IsSupported => Fma.IsSupported && Avx2.IsSupported;
 
     /// <summary>
-    /// While set (per async flow), every row of a linear layer on the CPU is computed exactly as a one-row call would
-    /// compute it, so a request's numbers never depend on what shares its batch (the server sets it while decoding).
+    /// Whether <see cref="Linear"/> applies to this input and weight. With <paramref name="rowInvariant"/> it takes up to
+    /// <see cref="MaxRowsF32"/> rows of either dtype, since it computes every row the same way whatever their number.
     /// </summary>
-    public static bool RowInvariant
-    {
-        get => RowInvariantMode.Value;
-        set => RowInvariantMode.Value = value;
-    }
-
-    /// <summary>Whether <see cref="Linear"/> applies to this input and weight.</summary>
-    public static bool Applies(Tensor input, Tensor weight)
+    public static bool Applies(Tensor input, Tensor weight, bool rowInvariant = false)
     {
         if (!IsSupported || is_grad_enabled() || input.device_type != TorchSharp.DeviceType.CPU || weight.device_type != TorchSharp.DeviceType.CPU)
         {
@@ -53,7 +44,7 @@ public static unsafe class CpuGemv
         }
 
         var rows = input.numel() / input.shape[^1];
-        var maxRows = RowInvariant ? MaxRowsF32 : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
+        var maxRows = rowInvariant ? MaxRowsF32 : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
         return rows <= maxRows && weight.numel() >= MinWeightElements && weight.is_contiguous()
             && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
             && weight.numel() * weight.ElementSize < int.MaxValue;

@@ -49,14 +49,14 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     public Parameter? RouterBias { get; set; }
 
     /// <summary>x [B, T, H] -> [B, T, H]. <paramref name="expertBias"/> [B, E] holds 0 or -inf per row.</summary>
-    public Tensor Forward(Tensor x, Tensor? expertBias, RouterTrace? trace)
+    public Tensor Forward(Tensor x, Tensor? expertBias, RouterTrace? trace, LinearMode mode = LinearMode.Batched)
     {
         using var scope = NewDisposeScope();
         var batch = x.shape[0];
         var tokens = x.shape[1];
         var hidden = x.shape[2];
         var flat = x.reshape(batch * tokens, hidden); // [N, H]
-        var routerLogits = _gate.forward(flat).to(ScalarType.Float32); // [N, E]
+        var routerLogits = _gate.Compute(flat, mode).to(ScalarType.Float32); // [N, E]
         if (RouterBias is not null)
         {
             routerLogits = routerLogits + RouterBias.clamp_max(0); // [N, E]
@@ -68,7 +68,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         Tensor output;
         if (_topK == NumExperts && expertBias is null && !_normTopkProb && trace is not { RecordChoices: true })
         {
-            output = DenseMixture(flat, probabilities); // [N, H]
+            output = DenseMixture(flat, probabilities, mode); // [N, H]
             for (var e = 0; e < NumExperts; e++)
             {
                 trace?.AddUsage(e, flat.shape[0], NumExperts);
@@ -87,19 +87,19 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
                 trace.AddChoices(topIndices, topWeights);
             }
 
-            output = Dispatch(flat, topIndices, topWeights, trace); // [N, H]
+            output = Dispatch(flat, topIndices, topWeights, trace, mode); // [N, H]
         }
 
         return output.view(batch, tokens, hidden).MoveToOuterDisposeScope(); // [B, T, H]
     }
 
     /// <summary>Every expert on every token (top-k == E, as in expert training): no gather or scatter needed.</summary>
-    private Tensor DenseMixture(Tensor flat, Tensor probabilities)
+    private Tensor DenseMixture(Tensor flat, Tensor probabilities, LinearMode mode)
     {
         Tensor? output = null;
         for (var e = 0; e < NumExperts; e++)
         {
-            var weighted = (_expertArray[e].forward(flat) * probabilities.narrow(1, e, 1)).to(flat.dtype); // [N, H]
+            var weighted = (_expertArray[e].Compute(flat, mode) * probabilities.narrow(1, e, 1)).to(flat.dtype); // [N, H]
             output = output is null ? zeros_like(flat) + weighted : output + weighted;
         }
 
@@ -110,7 +110,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     /// Runs each expert on the tokens routed to it. Pairs are sorted by expert so each expert sees one contiguous
     /// slice; pairs with weight 0 (masked experts) are dropped, which is exact since they would add 0.
     /// </summary>
-    private Tensor Dispatch(Tensor flat, Tensor topIndices, Tensor topWeights, RouterTrace? trace)
+    private Tensor Dispatch(Tensor flat, Tensor topIndices, Tensor topWeights, RouterTrace? trace, LinearMode mode)
     {
         var k = topIndices.shape[1];
         var pairExpert = topIndices.reshape(-1); // [N*k]
@@ -144,7 +144,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
                 continue;
             }
 
-            results.Add(_expertArray[e].forward(gathered.narrow(0, start, perExpert[e]))); // [count_e, H]
+            results.Add(_expertArray[e].Compute(gathered.narrow(0, start, perExpert[e]), mode)); // [count_e, H]
             start += perExpert[e];
         }
 

@@ -38,27 +38,18 @@ public sealed class Olmo2DecoderLayer : nn.Module
     /// <summary>The dense MLP, or null in a MoE model.</summary>
     public Olmo2Mlp? DenseMlp => _mlp as Olmo2Mlp;
 
-    /// <summary>One decode step for R sequences with their own caches (see <see cref="Olmo2Attention.ForwardRows"/>).</summary>
-    public Tensor ForwardRows(Tensor x, Tensor cos, Tensor sin, IReadOnlyList<KvCache> caches, Tensor? expertBias, RouterTrace? trace)
-    {
-        using var scope = NewDisposeScope();
-        var h = x + _postAttentionLayerNorm.forward(_selfAttention.ForwardRows(x, cos, sin, caches)); // [R, 1, H]
-        return (h + _postFeedForwardLayerNorm.forward(Mix(h, expertBias, trace))).MoveToOuterDisposeScope(); // [R, 1, H]
-    }
-
     /// <summary>x [B, T, H] -> [B, T, H]; <paramref name="expertBias"/> [B, E] applies only to MoE layers.</summary>
-    public Tensor Forward(Tensor x, AttentionContext attention, Tensor? expertBias, RouterTrace? trace)
+    public Tensor Forward(Tensor x, ForwardContext context, Tensor? expertBias, RouterTrace? trace)
     {
         using var scope = NewDisposeScope();
-        var attended = _selfAttention.Forward(x, attention); // [B, T, H]
+        var attended = _selfAttention.Forward(x, context); // [B, T, H]
         var h = x + _postAttentionLayerNorm.forward(attended); // [B, T, H]
-        return (h + _postFeedForwardLayerNorm.forward(Mix(h, expertBias, trace))).MoveToOuterDisposeScope(); // [B, T, H]
+        var mixed = _mlp switch
+        {
+            FlexOlmoSparseMoeBlock moe => moe.Forward(h, expertBias, trace, context.LinearMode),
+            Olmo2Mlp mlp => mlp.Compute(h, context.LinearMode),
+            _ => throw new InvalidOperationException("unknown MLP module"),
+        }; // [B, T, H]
+        return (h + _postFeedForwardLayerNorm.forward(mixed)).MoveToOuterDisposeScope(); // [B, T, H]
     }
-
-    private Tensor Mix(Tensor h, Tensor? expertBias, RouterTrace? trace) => _mlp switch
-    {
-        FlexOlmoSparseMoeBlock moe => moe.Forward(h, expertBias, trace),
-        Olmo2Mlp mlp => mlp.forward(h),
-        _ => throw new InvalidOperationException("unknown MLP module"),
-    }; // [B, T, H]
 }

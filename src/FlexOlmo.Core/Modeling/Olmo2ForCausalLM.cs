@@ -56,13 +56,13 @@ public sealed class Olmo2ForCausalLM : nn.Module
 
     /// <summary>
     /// One decode step for R independent sequences (ids [R, 1], positions [R, 1], one cache each) -> logits [R, 1, V].
-    /// With <see cref="Kernels.CpuGemv.RowInvariant"/> set, each row's logits equal those of the same sequence decoded alone.
+    /// With <see cref="LinearMode.RowInvariant"/>, each row's logits equal those of the same sequence decoded alone.
     /// </summary>
-    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias = null, RouterTrace? trace = null)
+    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias = null, RouterTrace? trace = null, LinearMode linearMode = LinearMode.Batched)
     {
         using var scope = NewDisposeScope();
-        var hidden = _model.ForwardRows(inputIds, positionIds, caches, expertBias, trace); // [R, 1, H]
-        return Olmo2Linear.Apply(hidden, LmHeadWeight).MoveToOuterDisposeScope(); // [R, 1, V]
+        var hidden = _model.ForwardRows(inputIds, positionIds, caches, expertBias, trace, linearMode); // [R, 1, H]
+        return Olmo2Linear.Apply(hidden, LmHeadWeight, linearMode).MoveToOuterDisposeScope(); // [R, 1, V]
     }
 
     /// <summary>ids [B, T] -> final normed hidden states [B, T, H].</summary>

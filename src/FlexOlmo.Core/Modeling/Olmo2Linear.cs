@@ -31,23 +31,27 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     public Parameter Weight => _weight;
 
     /// <summary>x [..., in] -> [..., out]</summary>
-    public override Tensor forward(Tensor input) => Apply(input, _weight);
+    public override Tensor forward(Tensor input) => Apply(input, _weight, LinearMode.Batched);
+
+    /// <summary>x [..., in] -> [..., out], with the rows treated as <paramref name="mode"/> says.</summary>
+    public Tensor Compute(Tensor input, LinearMode mode) => Apply(input, _weight, mode);
 
     /// <summary>x W^T: the decode kernel for a few rows on the CPU without autograd, libtorch otherwise.</summary>
-    public static Tensor Apply(Tensor input, Tensor weight)
+    public static Tensor Apply(Tensor input, Tensor weight, LinearMode mode = LinearMode.Batched)
     {
-        if (CpuGemv.Applies(input, weight))
+        var rowInvariant = mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
+        if (CpuGemv.Applies(input, weight, rowInvariant))
         {
             return CpuGemv.Linear(input, weight);
         }
 
         var rows = input.numel() / input.shape[^1];
-        if (CpuGemv.RowInvariant && rows > 1 && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled())
+        if (rowInvariant && rows > 1)
         {
-            // Row-invariant decoding: compute each row exactly as a one-row call would (batched GEMMs may block differently).
+            // Compute each row exactly as a one-row call would (batched GEMMs may block differently).
             using var scope = NewDisposeScope();
             var flat = input.reshape(rows, input.shape[^1]); // [M, in]
-            var parts = Enumerable.Range(0, (int)rows).Select(r => Apply(flat.narrow(0, r, 1), weight)).ToArray(); // M x [1, out]
+            var parts = Enumerable.Range(0, (int)rows).Select(r => Apply(flat.narrow(0, r, 1), weight, mode)).ToArray(); // M x [1, out]
             var shape = input.shape.ToArray();
             shape[^1] = weight.shape[0];
             return cat(parts, 0).view(shape).MoveToOuterDisposeScope();

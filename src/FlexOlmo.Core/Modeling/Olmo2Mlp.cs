@@ -29,10 +29,13 @@ public sealed class Olmo2Mlp : nn.Module<Tensor, Tensor>
     public Olmo2Linear DownProj => _downProj;
 
     /// <summary>x [..., H] -> [..., H]</summary>
-    public override Tensor forward(Tensor input)
+    public override Tensor forward(Tensor input) => Compute(input, LinearMode.Batched);
+
+    /// <summary>x [..., H] -> [..., H], with the rows treated as <paramref name="mode"/> says.</summary>
+    public Tensor Compute(Tensor input, LinearMode mode)
     {
         using var scope = NewDisposeScope();
-        var gated = nn.functional.silu(_gateProj.forward(input)) * _upProj.forward(input); // [..., I]
-        return _downProj.forward(gated).MoveToOuterDisposeScope(); // [..., H]
+        var gated = nn.functional.silu(_gateProj.Compute(input, mode)) * _upProj.Compute(input, mode); // [..., I]
+        return _downProj.Compute(gated, mode).MoveToOuterDisposeScope(); // [..., H]
     }
 }

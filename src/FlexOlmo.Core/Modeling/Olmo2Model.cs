@@ -42,22 +42,11 @@ public sealed class Olmo2Model : nn.Module
     /// One decode step for R independent sequences, each with its own cache: ids [R, 1] at positions [R, 1] ->
     /// final normed hidden states [R, 1, H]. Every cache advances by one.
     /// </summary>
-    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias, RouterTrace? trace)
+    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias, RouterTrace? trace, LinearMode linearMode)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = _rotary.Compute(positionIds); // [R, 1, D]
-        var h = _embedTokens.forward(inputIds); // [R, 1, H]
-        foreach (var layer in _layerArray)
-        {
-            h = layer.ForwardRows(h, cos, sin, caches, expertBias, trace); // [R, 1, H]
-        }
-
-        foreach (var cache in caches)
-        {
-            cache.Advance(1);
-        }
-
-        return _norm.forward(h).MoveToOuterDisposeScope(); // [R, 1, H]
+        using var context = ForwardContext.ForRows(_rotary, positionIds, caches, linearMode);
+        return Run(inputIds, context, expertBias, trace).MoveToOuterDisposeScope(); // [R, 1, H]
     }
 
     /// <summary>
@@ -71,14 +60,20 @@ public sealed class Olmo2Model : nn.Module
         var tokens = inputIds.shape[1];
         var past = cache?.Length ?? 0;
         positionIds ??= arange(past, past + tokens, ScalarType.Int64, _device).unsqueeze(0).expand(batch, tokens); // [B, T]
-        using var attention = AttentionContext.Create(_rotary, positionIds, keyMask, cache, tokens, _device);
+        using var context = ForwardContext.Create(_rotary, positionIds, keyMask, cache, tokens, _device);
+        return Run(inputIds, context, expertBias, trace).MoveToOuterDisposeScope(); // [B, T, H]
+    }
+
+    /// <summary>The stack, the same for both kinds of pass: ids [B, T] -> final normed hidden states [B, T, H].</summary>
+    private Tensor Run(Tensor inputIds, ForwardContext context, Tensor? expertBias, RouterTrace? trace)
+    {
         var h = _embedTokens.forward(inputIds); // [B, T, H]
         foreach (var layer in _layerArray)
         {
-            h = layer.Forward(h, attention, expertBias, trace); // [B, T, H]
+            h = layer.Forward(h, context, expertBias, trace); // [B, T, H]
         }
 
-        cache?.Advance(tokens);
-        return _norm.forward(h).MoveToOuterDisposeScope(); // [B, T, H]
+        context.Advance();
+        return _norm.forward(h); // [B, T, H]
     }
 }

@@ -1,5 +1,4 @@
 using FlexOlmo.Core.Checkpoints;
-using FlexOlmo.Core.Kernels;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Testing;
 using static TorchSharp.torch;
@@ -60,13 +59,12 @@ public sealed class RowDecodingTests
             positions[i] = prompts[i].Length;
         }
 
-        CpuGemv.RowInvariant = true;
         try
         {
             for (var step = 0; step < 6; step++)
             {
                 using var bias = ExpertMask.ToRouterBias(masks, 4, CPU);
-                using var output = model.ForwardRows(tensor(next, [prompts.Length, 1]), tensor(positions, [prompts.Length, 1]), caches, bias); // [R, 1, V]
+                using var output = model.ForwardRows(tensor(next, [prompts.Length, 1]), tensor(positions, [prompts.Length, 1]), caches, bias, linearMode: LinearMode.RowInvariant); // [R, 1, V]
                 for (var i = 0; i < prompts.Length; i++)
                 {
                     logits[i].AddRange(output[i, 0].data<float>().ToArray());
@@ -77,7 +75,6 @@ public sealed class RowDecodingTests
         }
         finally
         {
-            CpuGemv.RowInvariant = false;
             foreach (var cache in caches)
             {
                 cache.Dispose();

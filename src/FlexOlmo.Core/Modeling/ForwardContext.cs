@@ -1,0 +1,139 @@
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Modeling;
+
+// B=batch (or R independent rows), T=new tokens, S=all keys (cached + new), N=heads, K=kv heads, D=head dim
+
+/// <summary>
+/// What every layer of one forward pass shares, and the one place where the two ways of running a pass differ:
+/// rotary cos/sin for the new tokens, how linears treat rows (<see cref="LinearMode"/>), and where keys and values
+/// go: one cache for the whole batch (with the causal flag or an explicit mask), or one cache per row (independent
+/// sequences decoding a token each). The attention math itself is shared (<see cref="Attend"/>).
+/// </summary>
+public sealed class ForwardContext : IDisposable
+{
+    private readonly IReadOnlyList<KvCache>? _rowCaches;
+
+    private ForwardContext(Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache, IReadOnlyList<KvCache>? rowCaches, LinearMode linearMode, long newTokens)
+    {
+        Cos = cos;
+        Sin = sin;
+        Mask = mask;
+        IsCausal = isCausal;
+        Cache = cache;
+        _rowCaches = rowCaches;
+        LinearMode = linearMode;
+        NewTokens = newTokens;
+    }
+
+    /// <summary>[B, T, D] fp32</summary>
+    public Tensor Cos { get; }
+
+    /// <summary>[B, T, D] fp32</summary>
+    public Tensor Sin { get; }
+
+    /// <summary>[B, 1, T, S] bool, or null when <see cref="IsCausal"/> (or a single decode step without padding) suffices.</summary>
+    public Tensor? Mask { get; }
+
+    public bool IsCausal { get; }
+
+    /// <summary>The cache the whole batch shares, or null.</summary>
+    public KvCache? Cache { get; }
+
+    public LinearMode LinearMode { get; }
+
+    public long NewTokens { get; }
+
+    /// <summary>
+    /// A pass over a batch that shares one time axis. <paramref name="keyMask"/> [B, S] marks real tokens (false for left
+    /// padding) over the cached and new positions; null means every position is real.
+    /// </summary>
+    public static ForwardContext Create(Olmo2RotaryEmbedding rotary, Tensor positionIds, Tensor? keyMask, KvCache? cache, long newTokens, Device device, LinearMode linearMode = LinearMode.Batched)
+    {
+        var (cos, sin) = rotary.Compute(positionIds); // [B, T, D]
+        var past = cache?.Length ?? 0;
+        if (keyMask is null && (past == 0 || newTokens == 1))
+        {
+            return new ForwardContext(cos, sin, null, isCausal: past == 0 && newTokens > 1, cache, null, linearMode, newTokens);
+        }
+
+        using var scope = NewDisposeScope();
+        var total = past + newTokens;
+        var queryPositions = arange(past, total, ScalarType.Int64, device).unsqueeze(1); // [T, 1]
+        var keyPositions = arange(0, total, ScalarType.Int64, device).unsqueeze(0); // [1, S]
+        var causal = keyPositions.le(queryPositions); // [T, S]
+        var mask = causal.unsqueeze(0).unsqueeze(0); // [1, 1, T, S]
+        if (keyMask is not null)
+        {
+            mask = mask.logical_and(keyMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1)); // [B, 1, T, S]
+            // A padding query sees no real key; letting it see itself keeps its row finite (no NaN from an empty softmax).
+            mask = mask.logical_or(keyPositions.eq(queryPositions).unsqueeze(0).unsqueeze(0));
+        }
+
+        return new ForwardContext(cos, sin, mask.MoveToOuterDisposeScope(), isCausal: false, cache, null, linearMode, newTokens);
+    }
+
+    /// <summary>One decode step for R independent sequences at positions [R, 1], each with its own cache.</summary>
+    public static ForwardContext ForRows(Olmo2RotaryEmbedding rotary, Tensor positionIds, IReadOnlyList<KvCache> caches, LinearMode linearMode)
+    {
+        var (cos, sin) = rotary.Compute(positionIds); // [R, 1, D]
+        return new ForwardContext(cos, sin, null, isCausal: false, null, caches, linearMode, newTokens: 1);
+    }
+
+    /// <summary>
+    /// Stores this pass's keys and values of one layer and attends: query [B, N, T, D], key and value [B, K, T, D] ->
+    /// [B, N, T, D]. Per-row caches attend row by row, exactly as each sequence alone would.
+    /// </summary>
+    public Tensor Attend(int layer, Tensor query, Tensor key, Tensor value)
+    {
+        if (_rowCaches is { } caches)
+        {
+            var outputs = new Tensor[caches.Count];
+            for (var r = 0; r < caches.Count; r++)
+            {
+                var (k, v) = caches[r].Append(layer, key.narrow(0, r, 1), value.narrow(0, r, 1)); // [1, K, S, D]
+                outputs[r] = ScaledDotProduct(query.narrow(0, r, 1), k, v, null, isCausal: false); // [1, N, 1, D]
+            }
+
+            return cat(outputs, 0); // [R, N, 1, D]
+        }
+
+        if (Cache is { } cache)
+        {
+            (key, value) = cache.Append(layer, key, value); // [B, K, S, D]
+        }
+
+        System.Diagnostics.Debug.Assert(Mask is null || Mask.shape[^1] == key.shape[2], "mask must cover every key");
+        return ScaledDotProduct(query, key, value, Mask, IsCausal); // [B, N, T, D]
+    }
+
+    /// <summary>Marks this pass's tokens as cached, once every layer has appended.</summary>
+    public void Advance()
+    {
+        Cache?.Advance(NewTokens);
+        foreach (var cache in _rowCaches ?? [])
+        {
+            cache.Advance(1);
+        }
+    }
+
+    /// <summary>Grouped-query attention: key/value heads repeated to the query heads, softmax in fp32 inside SDPA.</summary>
+    private static Tensor ScaledDotProduct(Tensor query, Tensor key, Tensor value, Tensor? mask, bool isCausal)
+    {
+        var groups = query.shape[1] / key.shape[1];
+        if (groups > 1)
+        {
+            key = key.repeat_interleave(groups, 1); // [B, N, S, D]
+            value = value.repeat_interleave(groups, 1); // [B, N, S, D]
+        }
+
+        return nn.functional.scaled_dot_product_attention(query, key, value, mask, is_casual: isCausal); // [B, N, T, D]
+    }
+
+    public void Dispose()
+    {
+        Cos.Dispose();
+        Sin.Dispose();
+        Mask?.Dispose();
+    }
+}
