@@ -14,6 +14,8 @@ namespace FlexOlmo.Benchmarks;
 /// </summary>
 internal static class ComposeBenchmark
 {
+    private static readonly string[] ExpertNames = ["news", "science"];
+
     private const int Hidden = 2048;
     private const int Layers = 8;
     private const int Intermediate = 5632;
@@ -26,7 +28,7 @@ internal static class ComposeBenchmark
         try
         {
             var anchor = MakeAnchor(Path.Combine(root, "anchor"));
-            var experts = new[] { "news", "science" }.Select((name, i) => MakeExpert(Path.Combine(root, name), name, anchor, i + 2)).ToArray();
+            var experts = ExpertNames.Select((name, i) => MakeExpert(Path.Combine(root, name), name, anchor, i + 2)).ToArray();
             var recipe = Path.Combine(root, "recipe.yaml");
             File.WriteAllText(recipe, $"name: bench\nanchor: {{ source: {Path.Combine(root, "anchor")} }}\nexperts:\n" + string.Join("", experts.Select(e => $"  - source: {e}\n")) + "experts_per_token: 2\ndtype: bfloat16\noutput: { shard_size: 1GB }\n");
             var sources = Directory.EnumerateFiles(Path.Combine(root, "anchor", "model"), "*.safetensors").Concat(experts.Select(e => Path.Combine(e, ExpertTensorNames.WeightsFile))).ToList();

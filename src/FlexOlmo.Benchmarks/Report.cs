@@ -7,6 +7,7 @@ internal sealed class Report(string title)
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
     private readonly List<Dictionary<string, object>> _rows = [];
+    private readonly List<string> _notes = [];
 
     public void Add(Dictionary<string, object> row)
     {
@@ -14,7 +15,12 @@ internal sealed class Report(string title)
         Console.WriteLine(string.Join("  ", row.Select(kv => $"{kv.Key}={Show(kv.Value)}")));
     }
 
-    public void Note(string line) => Console.WriteLine(line);
+    /// <summary>A line about the setup (model, baselines measured); printed, and kept in the --json file.</summary>
+    public void Note(string line)
+    {
+        _notes.Add(line);
+        Console.WriteLine(line);
+    }
 
     public void Save(string? path)
     {
@@ -23,7 +29,7 @@ internal sealed class Report(string title)
             return;
         }
 
-        File.WriteAllText(path, JsonSerializer.Serialize(new { benchmark = title, rows = _rows }, Indented));
+        File.WriteAllText(path, JsonSerializer.Serialize(new { benchmark = title, notes = _notes, rows = _rows }, Indented));
         Console.WriteLine($"wrote {path}");
     }
 

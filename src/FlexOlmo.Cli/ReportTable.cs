@@ -9,7 +9,7 @@ internal static class ReportTable
     public static void Write(TextWriter output, EvaluationReport report)
     {
         var hasAnchor = report.Masks.Contains(ExpertMaskSpec.Anchor) && report.Masks.Count > 1;
-        var header = new[] { "mask" }.Concat(report.Domains).ToArray();
+        var header = report.Domains.Prepend("mask").ToArray();
         var rows = report.Masks.Select(mask => new[] { mask }.Concat(report.Domains.Select(domain =>
         {
             var value = report[mask, domain].ToString("0.00", CultureInfo.InvariantCulture);

@@ -271,12 +271,13 @@ public static class Composer
                 using var tensor = TensorBytes.Read(file, info, 0, info.Shape);
                 return tensor.to(ScalarType.Float32).item<float>();
             }).ToArray();
-            return new ResolvedExpert(source, package, weights, manifestSha, verification, bias);
+            var resolved = new ResolvedExpert(source, package, weights, manifestSha, verification, bias);
+            weights = null; // the resolved expert owns it now (Compose disposes every one on every path)
+            return resolved;
         }
-        catch
+        finally
         {
-            weights.Dispose();
-            throw;
+            weights?.Dispose();
         }
     }
 

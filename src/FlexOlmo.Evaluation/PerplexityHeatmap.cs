@@ -26,7 +26,7 @@ public static class PerplexityHeatmap
         }
 
         var darkFrom = 1 + (0.5 * (ratios.Cast<double>().Max() - 1)); // white labels on the darker half of the colour scale
-        var plot = new Plot();
+        using var plot = new Plot();
         var heatmap = plot.Add.Heatmap(ratios);
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis().Reversed();
         var colorBar = plot.Add.ColorBar(heatmap);

@@ -49,15 +49,26 @@ public sealed class SigningKey : IDisposable
     /// <summary>A verification-only key from a signature's embedded public key; null when it is not a P-256 key.</summary>
     public static SigningKey? FromPublicKey(string base64)
     {
+        var key = ECDsa.Create();
         try
         {
-            var key = ECDsa.Create();
             key.ImportSubjectPublicKeyInfo(Convert.FromBase64String(base64), out _);
-            return key.KeySize == 256 ? new SigningKey(key, hasPrivate: false) : null;
+            if (key.KeySize == 256)
+            {
+                var signingKey = new SigningKey(key, hasPrivate: false);
+                key = null; // the signing key owns it now
+                return signingKey;
+            }
+
+            return null;
         }
         catch (Exception e) when (e is FormatException or CryptographicException)
         {
             return null;
+        }
+        finally
+        {
+            key?.Dispose();
         }
     }
 

@@ -21,7 +21,8 @@ public static class TensorFingerprint
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\0{info.DType}\0{string.Join(",", info.Shape)}\0"));
             BinaryPrimitives.WriteInt64LittleEndian(length, info.ByteLength);
             hash.AppendData(length);
-            file.CopyTo(info, 0, info.ByteLength, new HashingSink(hash));
+            using var sink = new HashingSink(hash);
+            file.CopyTo(info, 0, info.ByteLength, sink);
         }
 
         return FileDigest.Prefix(hash.GetHashAndReset());

@@ -179,7 +179,7 @@ public static class CompletionEndpoints
         var response = context.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
-        var gate = new SemaphoreSlim(1);
+        using var gate = new SemaphoreSlim(1);
         async Task Send(JsonObject chunk)
         {
             await gate.WaitAsync(context.RequestAborted).ConfigureAwait(false);

@@ -20,10 +20,31 @@ public static class FlexOlmoServer
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 8L << 20);
-        var model = host ?? ModelHost.Load(options);
-        var keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, model) : null;
+        ApiKeyStore? keys;
+        if (host is not null)
+        {
+            keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, host) : null;
+            builder.Services.AddSingleton(host); // the caller's: not disposed with the server
+        }
+        else
+        {
+#pragma warning disable CA2000 // handed to the container below (disposed when the server stops) or disposed on failure
+            var loaded = ModelHost.Load(options);
+#pragma warning restore CA2000
+            try
+            {
+                keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, loaded) : null;
+            }
+            catch
+            {
+                loaded.Dispose();
+                throw;
+            }
+
+            builder.Services.AddSingleton(_ => loaded); // made by a factory, so the container disposes it when the server stops
+        }
+
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(model);
         builder.Services.AddSingleton<RevocationState>();
         builder.Services.AddSingleton<ServerMetrics>();
         builder.Services.AddSingleton<GenerationEngine>();

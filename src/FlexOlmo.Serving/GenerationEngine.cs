@@ -138,7 +138,7 @@ public sealed class GenerationEngine : IDisposable
             sequence.Cache = _host.Model.CreateCache(1, prompt.Count + sequence.State.Request.Sampling.MaxNewTokens);
             var bias = Bias([sequence]);
             var ids = tensor(prompt.Select(t => (long)t).ToArray(), [1, prompt.Count]).to(_host.Model.Device); // [1, P]
-            var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
+            using var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
             var logits = _host.Model.Forward(ids, new ForwardOptions { Cache = sequence.Cache, ExpertBias = bias, LastTokenOnly = true, Trace = trace }); // [1, 1, V]
             CountUsage(trace);
             sequence.Position = prompt.Count;
@@ -212,7 +212,7 @@ public sealed class GenerationEngine : IDisposable
         var device = _host.Model.Device;
         var ids = tensor(rows.Select(s => (long)s.LastToken).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
         var positions = tensor(rows.Select(s => s.Position).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
-        var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
+        using var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
         // Row-invariant: a sequence's tokens never depend on what else is in its batch. Prefill runs each prompt alone.
         var logits = _host.Model.ForwardRows(ids, positions, rows.Select(s => s.Cache!).ToList(), Bias(rows), trace, LinearMode.RowInvariant); // [R, 1, V]
         CountUsage(trace);
@@ -305,8 +305,6 @@ public sealed class GenerationEngine : IDisposable
                 _metrics.ExpertTokens(_host.Experts[e].Name, usage[e]);
             }
         }
-
-        trace.Dispose();
     }
 
     public void Dispose()

@@ -76,15 +76,15 @@ public sealed class ServerMetrics
 
     private static void Counter(StringBuilder text, string name, string help, long value)
     {
-        text.AppendLine($"# HELP {name} {help}");
-        text.AppendLine($"# TYPE {name} counter");
+        text.AppendLine(CultureInfo.InvariantCulture, $"# HELP {name} {help}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"# TYPE {name} counter");
         text.AppendLine(CultureInfo.InvariantCulture, $"{name} {value}");
     }
 
     private static void Gauge(StringBuilder text, string name, string help, long value)
     {
-        text.AppendLine($"# HELP {name} {help}");
-        text.AppendLine($"# TYPE {name} gauge");
+        text.AppendLine(CultureInfo.InvariantCulture, $"# HELP {name} {help}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"# TYPE {name} gauge");
         text.AppendLine(CultureInfo.InvariantCulture, $"{name} {value}");
     }
 
@@ -110,8 +110,8 @@ public sealed class ServerMetrics
         {
             lock (_gate)
             {
-                text.AppendLine($"# HELP {name} {help}");
-                text.AppendLine($"# TYPE {name} histogram");
+                text.AppendLine(CultureInfo.InvariantCulture, $"# HELP {name} {help}");
+                text.AppendLine(CultureInfo.InvariantCulture, $"# TYPE {name} histogram");
                 long cumulative = 0;
                 for (var i = 0; i < bounds.Length; i++)
                 {

@@ -118,6 +118,19 @@ public sealed class CompositionHardeningTests(CompositionFixture fixture)
         Assert.True(Directory.Exists(target));
     }
 
+    [Fact]
+    public async Task ARecipeErrorAfterTheFirstExpert_LeavesNoExpertCheckpointMapped()
+    {
+        var copy = fixture.CopyPackage(fixture.Counting.Folder, m => m["version"] = "4.4.4");
+        var path = fixture.Recipe($"name: x\nanchor: {Anchor}\nexperts:\n  - source: {copy}\n  - source: {fixture.CopyPackage(fixture.Chemistry.Folder, m => m["anchor"]!["fingerprint"] = "sha256:" + new string('b', 64))}\n");
+
+        await Assert.ThrowsAsync<RecipeException>(() => Composer.ComposeAsync(Recipe.Load(path), Out(path), null, null, CancellationToken.None));
+
+        // Linux lists every memory map of the process; the first expert's weights were mapped and must be released.
+        var maps = await File.ReadAllTextAsync("/proc/self/maps");
+        Assert.DoesNotContain(Path.Combine(copy, "expert.safetensors"), maps, StringComparison.Ordinal);
+    }
+
     private string Anchor => $"{{ source: {fixture.Training.AnchorFolder} }}";
 
     private static string Out(string recipe) => Path.Combine(Path.GetDirectoryName(recipe)!, "out");

@@ -91,7 +91,8 @@ public sealed class ApiTests(ServingFixture fixture)
     {
         await using var app = ServingFixture.InProcess(fixture.Composed);
         using var client = app.GetTestClient();
-        using var response = await client.PostAsync("/v1/completions", new StringContent(request, Encoding.UTF8, "application/json"));
+        using var content = new StringContent(request, Encoding.UTF8, "application/json");
+        using var response = await client.PostAsync("/v1/completions", content);
         var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
 
         Assert.Equal(status, (int)response.StatusCode);
@@ -140,7 +141,8 @@ public sealed class ApiTests(ServingFixture fixture)
     {
         await using var app = ServingFixture.InProcess(fixture.Composed);
         using var client = app.GetTestClient();
-        using var response = await client.PostAsync("/v1/completions", new StringContent("""{"prompt": "one two", "max_tokens": 5, "temperature": 0, "stream": true}""", Encoding.UTF8, "application/json"));
+        using var content = new StringContent("""{"prompt": "one two", "max_tokens": 5, "temperature": 0, "stream": true}""", Encoding.UTF8, "application/json");
+        using var response = await client.PostAsync("/v1/completions", content);
         var text = await response.Content.ReadAsStringAsync();
         var events = text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e.Trim()).ToList();
 

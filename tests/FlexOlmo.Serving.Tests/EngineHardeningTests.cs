@@ -34,7 +34,8 @@ public sealed class EngineHardeningTests(ServingFixture fixture)
         client.Timeout = TimeSpan.FromSeconds(30);
         var body = new JsonObject { ["prompt"] = new JsonArray(3, 4, 5), ["max_tokens"] = 4, ["seed"] = FailingSeed, ["temperature"] = 0.7, ["stream"] = stream };
 
-        using var response = await client.PostAsync("/v1/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
+        using var content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        using var response = await client.PostAsync("/v1/completions", content);
         var text = await response.Content.ReadAsStringAsync();
 
         Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode); // the stream had sent nothing yet: a plain error
@@ -300,7 +301,8 @@ public sealed class EngineHardeningTests(ServingFixture fixture)
 
     internal static async Task<(int Status, JsonObject Body)> Post(HttpClient client, string body, string path = "/v1/completions")
     {
-        using var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        using var content = new StringContent(body, Encoding.UTF8, "application/json");
+        using var response = await client.PostAsync(path, content);
         var text = await response.Content.ReadAsStringAsync();
         return ((int)response.StatusCode, JsonNode.Parse(text)!.AsObject());
     }

@@ -19,7 +19,7 @@ public static class SyntheticCorpus
             var text = new StringBuilder();
             for (var s = 0; s < 6; s++)
             {
-                text.Append($"the {nouns[random.Next(nouns.Length)]} {verbs[random.Next(verbs.Length)]} a {nouns[random.Next(nouns.Length)]}. ");
+                text.Append(System.Globalization.CultureInfo.InvariantCulture, $"the {nouns[random.Next(nouns.Length)]} {verbs[random.Next(verbs.Length)]} a {nouns[random.Next(nouns.Length)]}. ");
             }
 
             yield return text.ToString().Trim();
@@ -50,7 +50,7 @@ public static class SyntheticCorpus
             {
                 var a = elements[random.Next(elements.Length)];
                 var b = elements[(Array.IndexOf(elements, a) + 1) % elements.Length];
-                text.Append($"{a} + {b} -> {b}{a}; ");
+                text.Append(System.Globalization.CultureInfo.InvariantCulture, $"{a} + {b} -> {b}{a}; ");
             }
 
             yield return text.ToString().Trim();

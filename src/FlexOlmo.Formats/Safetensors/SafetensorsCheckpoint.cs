@@ -71,8 +71,17 @@ public sealed class SafetensorsCheckpoint : IDisposable
     private static SafetensorsCheckpoint OpenSingle(string file)
     {
         var opened = SafetensorsFile.Open(file);
-        var tensors = opened.Header.Tensors.ToDictionary(t => t.Name, t => (opened, t), StringComparer.Ordinal);
-        return new SafetensorsCheckpoint(file, [opened], tensors);
+        try
+        {
+            var tensors = opened.Header.Tensors.ToDictionary(t => t.Name, t => (opened, t), StringComparer.Ordinal);
+            var checkpoint = new SafetensorsCheckpoint(file, [opened], tensors);
+            opened = null; // the checkpoint owns it now
+            return checkpoint;
+        }
+        finally
+        {
+            opened?.Dispose();
+        }
     }
 
     private static SafetensorsCheckpoint OpenIndex(string indexPath)

@@ -16,8 +16,10 @@ public enum SafetensorsDType
     U16,
     U8,
     BOOL,
+#pragma warning disable CA1707 // the header spelling, underscores included
     F8_E4M3,
     F8_E5M2,
+#pragma warning restore CA1707
 }
 
 public static class SafetensorsDTypeExtensions

@@ -13,7 +13,7 @@ public static class OrthogonalProjection
     public static float[] Project(float[] vector, int targetWidth, long seed)
     {
         using var scope = NewDisposeScope();
-        var generator = new Generator((ulong)seed, CPU);
+        using var generator = new Generator((ulong)seed, CPU);
         var rows = Math.Max(targetWidth, vector.Length);
         var cols = Math.Min(targetWidth, vector.Length);
         var gaussian = randn([rows, cols], ScalarType.Float64, generator: generator); // [max, min]
