@@ -6,7 +6,7 @@ using FlexOlmo.Cli.Demo;
 namespace FlexOlmo.Cli;
 
 /// <summary>The <c>flexolmo</c> command tree.</summary>
-public static class FlexOlmoCli
+internal static class FlexOlmoCli
 {
     public static RootCommand BuildRoot()
     {

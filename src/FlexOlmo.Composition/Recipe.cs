@@ -34,7 +34,7 @@ public sealed partial record Recipe(
 
     /// <summary>The file it was read from (relative sources resolve against its folder).</summary>
     [JsonIgnore]
-    public YamlDocument Document { get; private init; } = null!;
+    internal YamlDocument Document { get; private init; } = null!;
 
     /// <summary>SHA-256 of the recipe file's bytes (recorded in the composed model's sidecar).</summary>
     [JsonIgnore]

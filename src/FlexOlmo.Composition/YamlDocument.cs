@@ -9,7 +9,7 @@ namespace FlexOlmo.Composition;
 /// A YAML file as JSON (so the JSON schema validates it) plus the line of every node, keyed by JSON pointer, so errors
 /// can name the line. Plain scalars that look like numbers, booleans or null become those; quoted scalars stay strings.
 /// </summary>
-public sealed class YamlDocument
+internal sealed class YamlDocument
 {
     private const long MaxBytes = 1 << 20;
     private readonly Dictionary<string, int> _lines = new(StringComparer.Ordinal);

@@ -7,7 +7,7 @@ namespace FlexOlmo.Data;
 /// Pre-tokenised shards as OLMo-core writes them: flat arrays of uint16 or uint32 ids, as raw memmap files (.npy or
 /// .bin without a header) or .npy files with a NumPy header. Documents are separated by EOS inside the stream.
 /// </summary>
-public static partial class TokenShard
+internal static partial class TokenShard
 {
     private static readonly byte[] NpyMagic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 

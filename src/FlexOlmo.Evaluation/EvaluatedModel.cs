@@ -9,7 +9,7 @@ namespace FlexOlmo.Evaluation;
 /// from, with a name for every expert in router order (index 0 is always "public": the anchor's FFN). A dense model
 /// is one expert, the public one.
 /// </summary>
-public sealed class EvaluatedModel : IDisposable
+internal sealed class EvaluatedModel : IDisposable
 {
     private readonly ModelFolder _folder;
 

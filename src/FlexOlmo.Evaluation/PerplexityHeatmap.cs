@@ -8,7 +8,7 @@ namespace FlexOlmo.Evaluation;
 /// the best (lowest) perplexity any mask reached on that domain, so domains of different difficulty share one
 /// scale, and labelled with the perplexity itself. Drawn by ScottPlot.
 /// </summary>
-public static class PerplexityHeatmap
+internal static class PerplexityHeatmap
 {
     /// <summary>The chart as PNG bytes.</summary>
     public static byte[] RenderPng(EvaluationReport report)

@@ -5,7 +5,7 @@ using System.Text;
 namespace FlexOlmo.Evaluation;
 
 /// <summary>PREFIX.html: one self-contained page with the heat map (a PNG embedded as data) and the table.</summary>
-public static class ReportHtml
+internal static class ReportHtml
 {
     public static string Render(EvaluationReport report)
     {

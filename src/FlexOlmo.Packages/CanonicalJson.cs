@@ -8,7 +8,7 @@ namespace FlexOlmo.Packages;
 /// no whitespace, numbers and strings as System.Text.Json writes them. Re-reading and re-canonicalising a file
 /// gives the same bytes, so a signature survives pretty-printing but not any change of content.
 /// </summary>
-public static class CanonicalJson
+internal static class CanonicalJson
 {
     public static byte[] Bytes(JsonNode document)
     {

@@ -1,7 +1,7 @@
 namespace FlexOlmo.Registry;
 
 /// <summary>Orders versions as people expect: numeric parts numerically (1.10.0 after 1.9.0), a pre-release before its release.</summary>
-public sealed class VersionOrder : IComparer<string>
+internal sealed class VersionOrder : IComparer<string>
 {
     public static readonly VersionOrder Instance = new();
 

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace FlexOlmo.Serving;
 
 /// <summary>A request the server refuses: an HTTP status and an OpenAI-style error body naming the problem.</summary>
-public sealed class ApiException(int status, string message, string? param = null, string code = "invalid_request") : Exception(message)
+internal sealed class ApiException(int status, string message, string? param = null, string code = "invalid_request") : Exception(message)
 {
     public int Status { get; } = status;
 

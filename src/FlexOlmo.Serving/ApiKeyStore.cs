@@ -7,7 +7,7 @@ using FlexOlmo.Formats;
 namespace FlexOlmo.Serving;
 
 /// <summary>An API key's holder and the experts whose owners consented to that holder.</summary>
-public sealed record ApiKey(string Name, ExpertSet Allowed);
+internal sealed record ApiKey(string Name, ExpertSet Allowed);
 
 /// <summary>
 /// The --api-keys file: each key lists the experts it may use (data owners' consent); a request for another is 403.
@@ -17,7 +17,7 @@ public sealed record ApiKey(string Name, ExpertSet Allowed);
 /// Keys may be stored as plain text or as SHA-256 ("key_sha256"); comparison is constant-time.
 /// <code>{"keys": [{"name": "clinic-app", "key": "sk-...", "experts": ["public", "clinic"]}, {"name": "ops", "key_sha256": "sha256:...", "experts": "*"}]}</code>
 /// </summary>
-public sealed class ApiKeyStore
+internal sealed class ApiKeyStore
 {
     private const long MaxFileBytes = 1 << 20;
     private static readonly HashSet<string> EntryFields = ["name", "key", "key_sha256", "experts"];

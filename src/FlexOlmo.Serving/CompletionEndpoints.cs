@@ -10,7 +10,7 @@ namespace FlexOlmo.Serving;
 /// POST /v1/completions and /v1/chat/completions: OpenAI-compatible, with the "experts" extension on the request and
 /// "token_ids" / "experts_used" on the response; "stream": true answers with server-sent events ending in [DONE].
 /// </summary>
-public static class CompletionEndpoints
+internal static class CompletionEndpoints
 {
     private const long MaxBodyBytes = 8L << 20;
     private static readonly JsonSerializerOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };

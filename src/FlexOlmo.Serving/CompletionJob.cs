@@ -12,7 +12,7 @@ namespace FlexOlmo.Serving;
 /// whether to stream. Every refusal is an <see cref="ApiException"/> naming the parameter; every value that passes
 /// validation is one the sampler handles (temperature 0..2 as OpenAI allows, top_p in (0, 1], any top_k and seed).
 /// </summary>
-public sealed record CompletionJob(IReadOnlyList<int[]> Prompts, SamplingOptions Sampling, ExpertSet Experts, bool Stream, string Model)
+internal sealed record CompletionJob(IReadOnlyList<int[]> Prompts, SamplingOptions Sampling, ExpertSet Experts, bool Stream, string Model)
 {
     public const double MaxTemperature = 2.0;
     private const int MaxPrompts = 64;

@@ -6,14 +6,14 @@ using FlexOlmo.Core.Tokenization;
 namespace FlexOlmo.Serving;
 
 /// <summary>A token as it is produced; the last event of a sequence carries its result.</summary>
-public sealed record SequenceEvent(int Token, string Text, GenerationResult? Done = null, string? Error = null);
+internal sealed record SequenceEvent(int Token, string Text, GenerationResult? Done = null, string? Error = null);
 
 /// <summary>
 /// One prompt being served: its state, its requested experts, and the channel its tokens stream through. Only the
 /// engine thread touches its native resources (KV cache, sampler) and frees them when it completes the sequence;
 /// the HTTP side only reads events (a client that leaves merely cancels <see cref="Aborted"/>).
 /// </summary>
-public sealed class EngineSequence
+internal sealed class EngineSequence
 {
     private readonly Channel<SequenceEvent> _events = Channel.CreateUnbounded<SequenceEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 

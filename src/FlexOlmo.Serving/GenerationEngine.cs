@@ -17,7 +17,7 @@ namespace FlexOlmo.Serving;
 /// the batch; when a shared step fails, its rows are retried one by one (caches advance only after a whole step, so a
 /// retry repeats nothing) and only the rows that fail alone are failed. Clients get an error id, never internals.
 /// </summary>
-public sealed class GenerationEngine : IDisposable
+internal sealed class GenerationEngine : IDisposable
 {
     private readonly ModelHost _host;
     private readonly RevocationState _revocations;

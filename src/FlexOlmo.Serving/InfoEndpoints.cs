@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 namespace FlexOlmo.Serving;
 
 /// <summary>GET /v1/models, /health and /metrics.</summary>
-public static class InfoEndpoints
+internal static class InfoEndpoints
 {
     /// <summary>The composition: the model and its experts with owners, licences and whether they are revoked.</summary>
     public static IResult Models(ModelHost host, RevocationState revocations)

@@ -9,7 +9,7 @@ namespace FlexOlmo.Serving;
 /// governs is suspended, so an unreachable registry never means "nothing is revoked". Failures are kept for
 /// /health and /metrics.
 /// </summary>
-public sealed class RevocationState
+internal sealed class RevocationState
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<int, RevocationFinding> _findings = [];

@@ -11,7 +11,7 @@ namespace FlexOlmo.Serving;
 /// included, from the next decode step, and stays out. A failed check is reported (log, /health, /metrics) and,
 /// past the grace period, suspends every checked expert.
 /// </summary>
-public sealed class RevocationWatcher(ModelHost host, RevocationState state, ServerOptions options, ILogger<RevocationWatcher> logger) : BackgroundService
+internal sealed class RevocationWatcher(ModelHost host, RevocationState state, ServerOptions options, ILogger<RevocationWatcher> logger) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {

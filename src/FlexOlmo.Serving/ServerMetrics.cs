@@ -5,7 +5,7 @@ using System.Text;
 namespace FlexOlmo.Serving;
 
 /// <summary>Counters and histograms served at /metrics in the Prometheus text format.</summary>
-public sealed class ServerMetrics
+internal sealed class ServerMetrics
 {
     private static readonly double[] LatencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
     private static readonly double[] BatchBuckets = [1, 2, 4, 8, 16, 32, 64];

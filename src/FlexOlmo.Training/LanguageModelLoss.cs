@@ -9,7 +9,7 @@ namespace FlexOlmo.Training;
 /// The training objective: cross-entropy + a logit z-loss (weight * mean logsumexp(logits)^2) + a router z-loss per
 /// MoE layer (weight * mean logsumexp(router logits)^2), as the FlexOlmo recipe. All in fp32.
 /// </summary>
-public static class LanguageModelLoss
+internal static class LanguageModelLoss
 {
     /// <summary>
     /// The loss of a batch of instances [B, L+1] (inputs [:, :-1], labels [:, 1:]), with the router z-loss over every

@@ -1,7 +1,7 @@
 namespace FlexOlmo.Training;
 
 /// <summary>Linear warm-up to the peak, then cosine decay to a fraction of it at the last step (as the FlexOlmo recipe).</summary>
-public sealed record LearningRateSchedule(double Peak, long Warmup, long TotalSteps, double FinalRatio)
+internal sealed record LearningRateSchedule(double Peak, long Warmup, long TotalSteps, double FinalRatio)
 {
     /// <summary>The learning rate for step <paramref name="step"/> (0-based).</summary>
     public double At(long step)

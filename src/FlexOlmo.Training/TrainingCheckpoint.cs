@@ -10,7 +10,7 @@ namespace FlexOlmo.Training;
 /// A resumable checkpoint folder (written whole under a temporary name, then renamed): the trained parameters in
 /// fp32, the optimiser state, and the step, tokens and settings key. A resume with other settings is refused.
 /// </summary>
-public static class TrainingCheckpoint
+internal static class TrainingCheckpoint
 {
     public const string FolderName = "checkpoint";
     private const string WeightsFile = "trainable.safetensors";

@@ -16,7 +16,7 @@ namespace FlexOlmo.Core.Kernels;
 /// decoding, which streams every weight once per token, ran at half the memory bandwidth. Accumulates in fp32
 /// (bf16 weights are widened exactly); used only without autograd.
 /// </remarks>
-public static unsafe class CpuGemv
+internal static unsafe class CpuGemv
 {
     /// <summary>Most fp32 input rows handled here (measured faster than libtorch up to 16 rows).</summary>
     public const int MaxRowsF32 = 16;

@@ -14,7 +14,7 @@ namespace FlexOlmo.Core.Native;
 /// GLIBCXX_3.4.30. The patch refuses any version that a real symbol needs. Every offset read from the
 /// file is checked against the file's length before use.
 /// </remarks>
-public static class ElfVersionNeedPatcher
+internal static class ElfVersionNeedPatcher
 {
     private const uint ShtDynsym = 11;
     private const uint ShtGnuVerneed = 0x6ffffffe;

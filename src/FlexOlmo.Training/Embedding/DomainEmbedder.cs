@@ -14,7 +14,7 @@ namespace FlexOlmo.Training.Embedding;
 /// (measured on a tiny pretrained anchor: a logit gap of 17-20 in layer 1, the owner's expert taking ~100% of every
 /// token, public or not; normalised: gaps below 1 and routing that training can move).
 /// </summary>
-public static class DomainEmbedder
+internal static class DomainEmbedder
 {
     public static float[] FromModel(Olmo2ForCausalLM model, TokenDataset data, int eosId, int samples, int maxTokens, long seed, CancellationToken cancellationToken = default)
     {

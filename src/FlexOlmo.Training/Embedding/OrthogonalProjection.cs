@@ -8,7 +8,7 @@ namespace FlexOlmo.Training.Embedding;
 /// Maps an external embedder's vector to the model width with a seeded random orthogonal projection (QR of a
 /// Gaussian matrix), which keeps inner products (d &lt;= H) or is a random orthogonal subspace (d &gt; H).
 /// </summary>
-public static class OrthogonalProjection
+internal static class OrthogonalProjection
 {
     public static float[] Project(float[] vector, int targetWidth, long seed)
     {

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace FlexOlmo.Training.Pretraining;
 
 /// <summary>Training a dense OLMo-2 from scratch: every weight trainable; weight decay on matrices except the embeddings.</summary>
-public sealed class PretrainingTask : ITrainingTask
+internal sealed class PretrainingTask : ITrainingTask
 {
     private readonly Olmo2ForCausalLM _model;
     private readonly TrainingSettings _settings;

@@ -10,7 +10,7 @@ namespace FlexOlmo.Training.RouterTuning;
 /// included), everything else frozen, with weight decay and the router z-loss; the model is built with every expert
 /// active (top-k = E) for the tuning.
 /// </summary>
-public sealed class RouterTuningTask : ITrainingTask
+internal sealed class RouterTuningTask : ITrainingTask
 {
     private readonly Olmo2ForCausalLM _model;
     private readonly TrainingSettings _settings;

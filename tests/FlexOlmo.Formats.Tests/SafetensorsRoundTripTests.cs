@@ -1,6 +1,6 @@
 using FlexOlmo.Formats.Safetensors;
 
-namespace FlexOlmo.Core.Tests.Safetensors;
+namespace FlexOlmo.Formats.Tests;
 
 public sealed class SafetensorsRoundTripTests
 {

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using FlexOlmo.Formats.Safetensors;
 
-namespace FlexOlmo.Core.Tests.Safetensors;
+namespace FlexOlmo.Formats.Tests;
 
 /// <summary>Hostile and broken files: each gets a typed error that names the file, never a crash or a huge allocation.</summary>
 public sealed class SafetensorsMalformedTests : IDisposable
