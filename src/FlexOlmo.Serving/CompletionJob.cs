@@ -64,8 +64,9 @@ internal sealed record CompletionJob(IReadOnlyList<int[]> Prompts, SamplingOptio
         string text;
         try
         {
-            var eos = host.EosTokenIds.Count > 0 ? host.Tokenizer.Decode([host.EosTokenIds[0]]) : null;
-            text = host.ChatTemplate.Render(chat, null, eos, addGenerationPrompt: true);
+            // The tokenizer config's bos and eos tokens, as transformers renders them; without them, the model's EOS id.
+            var eos = host.ChatTemplate.EosToken ?? (host.EosTokenIds.Count > 0 ? host.Tokenizer.Decode([host.EosTokenIds[0]]) : null);
+            text = host.ChatTemplate.Render(chat, host.ChatTemplate.BosToken, eos, addGenerationPrompt: true);
         }
         catch (ChatTemplateException e)
         {

@@ -22,32 +22,102 @@ public sealed class ChatTemplate
     private const int MaxOutputChars = 1 << 22;
     private readonly List<Node> _nodes;
 
-    private ChatTemplate(string source)
+    private ChatTemplate(string source, string? bosToken, string? eosToken)
     {
         var tokens = Lex(source);
         var position = 0;
         _nodes = ParseBlock(tokens, ref position, []);
+        BosToken = bosToken;
+        EosToken = eosToken;
     }
 
-    public static ChatTemplate Parse(string source) => new(source);
+    /// <summary>The bos_token the model's tokenizer_config.json names (what {{ bos_token }} renders), or null.</summary>
+    public string? BosToken { get; }
 
-    /// <summary>The template of a model folder's tokenizer_config.json, or null when it has none.</summary>
+    /// <summary>The eos_token the model's tokenizer_config.json names, or null.</summary>
+    public string? EosToken { get; }
+
+    public static ChatTemplate Parse(string source, string? bosToken = null, string? eosToken = null) => new(source, bosToken, eosToken);
+
+    /// <summary>
+    /// The template of a model folder, as transformers finds it: chat_template.jinja, else tokenizer_config.json's
+    /// "chat_template" (a string, or a list of named templates of which "default" is used); null when it has none.
+    /// </summary>
     public static ChatTemplate? TryLoad(string folder)
     {
+        const long MaxBytes = 8 << 20;
+        var jinja = Path.Combine(folder, "chat_template.jinja");
         var path = Path.Combine(folder, "tokenizer_config.json");
-        if (!File.Exists(path) || new FileInfo(path).Length > (8 << 20))
+        if (!File.Exists(path))
         {
-            return null;
+            return !File.Exists(jinja) ? null
+                : new FileInfo(jinja).Length <= MaxBytes ? Parse(File.ReadAllText(jinja)) : throw new ChatTemplateException($"{jinja}: larger than 8 MiB.");
         }
 
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
-        if (!document.RootElement.TryGetProperty("chat_template", out var template) || template.ValueKind != JsonValueKind.String)
+        if (new FileInfo(path).Length > MaxBytes)
         {
-            return null;
+            throw new ChatTemplateException($"{path}: larger than 8 MiB; not a tokenizer config.");
         }
 
-        return Parse(template.GetString()!);
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            throw new ChatTemplateException($"{path}: not valid JSON ({e.Message}).");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new ChatTemplateException($"{path}: must hold a JSON object.");
+            }
+
+            var bos = SpecialToken(root, "bos_token");
+            var eos = SpecialToken(root, "eos_token");
+            if (File.Exists(jinja))
+            {
+                return new FileInfo(jinja).Length <= MaxBytes ? Parse(File.ReadAllText(jinja), bos, eos) : throw new ChatTemplateException($"{jinja}: larger than 8 MiB.");
+            }
+
+            if (!root.TryGetProperty("chat_template", out var template) || template.ValueKind == JsonValueKind.Null)
+            {
+                return null;
+            }
+
+            if (template.ValueKind == JsonValueKind.String)
+            {
+                return Parse(template.GetString()!, bos, eos);
+            }
+
+            if (template.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var named in template.EnumerateArray())
+                {
+                    if (named.ValueKind == JsonValueKind.Object && named.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() == "default"
+                        && named.TryGetProperty("template", out var text) && text.ValueKind == JsonValueKind.String)
+                    {
+                        return Parse(text.GetString()!, bos, eos);
+                    }
+                }
+
+                throw new ChatTemplateException($"{path}: 'chat_template' lists named templates but none is named \"default\".");
+            }
+
+            throw new ChatTemplateException($"{path}: 'chat_template' must be a string or a list of {{name, template}}.");
+        }
     }
+
+    /// <summary>A special token of tokenizer_config.json: a string, or an object with its "content".</summary>
+    private static string? SpecialToken(JsonElement root, string name) =>
+        !root.TryGetProperty(name, out var token) ? null
+        : token.ValueKind == JsonValueKind.String ? token.GetString()
+        : token.ValueKind == JsonValueKind.Object && token.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String ? content.GetString()
+        : null;
 
     /// <summary>Renders the conversation (with the assistant prompt appended when <paramref name="addGenerationPrompt"/>).</summary>
     public string Render(IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt)
@@ -55,8 +125,8 @@ public sealed class ChatTemplate
         var scope = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["messages"] = messages.Select(m => (object?)new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content }).ToList(),
-            ["bos_token"] = bosToken ?? string.Empty,
-            ["eos_token"] = eosToken ?? string.Empty,
+            ["bos_token"] = bosToken ?? BosToken ?? string.Empty,
+            ["eos_token"] = eosToken ?? EosToken ?? string.Empty,
             ["add_generation_prompt"] = addGenerationPrompt,
         };
         var output = new StringBuilder();
@@ -145,24 +215,38 @@ public sealed class ChatTemplate
         _ => true,
     };
 
-    // ---- lexing: text, {{ expression }}, {% statement %}, with '-' trimming whitespace on that side ----
+    // ---- lexing: text, {{ expression }}, {% statement %}, {# comment #}. As transformers renders (trim_blocks and
+    // lstrip_blocks on): the first newline after a statement or comment is dropped, and spaces before one on its own
+    // line are too; '-' trims all whitespace on that side, '+' keeps it. ----
     private static List<(char Kind, string Text)> Lex(string source)
     {
         var tokens = new List<(char, string)>();
         var i = 0;
         var trimNext = false;
+        var dropNewline = false;
         while (i < source.Length)
         {
             var open = IndexOfTag(source, i);
-            var text = source[i..(open < 0 ? source.Length : open)];
+            var raw = source[i..(open < 0 ? source.Length : open)];
+            var text = raw;
             if (trimNext)
             {
                 text = text.TrimStart();
             }
+            else if (dropNewline)
+            {
+                text = text.StartsWith("\r\n", StringComparison.Ordinal) ? text[2..] : text.StartsWith('\n') ? text[1..] : text;
+            }
 
-            if (open >= 0 && source[open + 2] == '-')
+            var kind = open >= 0 ? source[open + 1] : ' ';
+            var modifier = open >= 0 && open + 2 < source.Length ? source[open + 2] : ' ';
+            if (modifier == '-')
             {
                 text = text.TrimEnd();
+            }
+            else if (kind is '%' or '#' && modifier != '+')
+            {
+                text = LeftStripBlock(raw, text, atStart: i == 0);
             }
 
             if (text.Length > 0)
@@ -175,7 +259,6 @@ public sealed class ChatTemplate
                 break;
             }
 
-            var kind = source[open + 1];
             var close = source.IndexOf(kind == '{' ? "}}" : kind == '%' ? "%}" : "#}", open + 2, StringComparison.Ordinal);
             if (close < 0)
             {
@@ -184,7 +267,8 @@ public sealed class ChatTemplate
 
             var body = source[(open + 2)..close];
             trimNext = body.EndsWith('-');
-            body = body.Trim('-').Trim();
+            dropNewline = kind is '%' or '#' && !body.EndsWith('+');
+            body = body.Trim('-', '+').Trim();
             if (kind != '#')
             {
                 tokens.Add((kind == '{' ? 'e' : 's', body));
@@ -194,6 +278,18 @@ public sealed class ChatTemplate
         }
 
         return tokens;
+    }
+
+    /// <summary>lstrip_blocks: spaces and tabs between a line's start and a block tag that begins the line are dropped.</summary>
+    private static string LeftStripBlock(string raw, string text, bool atStart)
+    {
+        var lineStart = raw.LastIndexOf('\n') + 1;
+        if ((lineStart == 0 && !atStart) || raw.AsSpan(lineStart).IndexOfAnyExcept(' ', '\t') >= 0)
+        {
+            return text; // the tag does not begin its line
+        }
+
+        return text.TrimEnd(' ', '\t');
     }
 
     private static int IndexOfTag(string source, int from)
@@ -210,8 +306,15 @@ public sealed class ChatTemplate
     }
 
     // ---- parsing statements into a tree ----
-    private static List<Node> ParseBlock(List<(char Kind, string Text)> tokens, ref int position, string[] terminators)
+    private const int MaxDepth = 64;
+
+    private static List<Node> ParseBlock(List<(char Kind, string Text)> tokens, ref int position, string[] terminators, int depth = 0)
     {
+        if (depth > MaxDepth)
+        {
+            throw new ChatTemplateException($"blocks nested deeper than {MaxDepth}");
+        }
+
         var nodes = new List<Node>();
         while (position < tokens.Count)
         {
@@ -244,7 +347,7 @@ public sealed class ChatTemplate
                     var condition = Expression.Parse(text[2..]);
                     while (true)
                     {
-                        var body = ParseBlock(tokens, ref position, ["elif", "else", "endif"]);
+                        var body = ParseBlock(tokens, ref position, ["elif", "else", "endif"], depth + 1);
                         branches.Add((condition, body));
                         if (position >= tokens.Count)
                         {
@@ -259,7 +362,7 @@ public sealed class ChatTemplate
                         }
                         else if (next == "else")
                         {
-                            var rest = ParseBlock(tokens, ref position, ["endif"]);
+                            var rest = ParseBlock(tokens, ref position, ["endif"], depth + 1);
                             branches.Add((null, rest));
                             position++;
                             break;
@@ -279,7 +382,7 @@ public sealed class ChatTemplate
                         throw new ChatTemplateException($"unsupported loop '{text}' (only 'for name in expression')");
                     }
 
-                    var loopBody = ParseBlock(tokens, ref position, ["endfor"]);
+                    var loopBody = ParseBlock(tokens, ref position, ["endfor"], depth + 1);
                     position++;
                     nodes.Add(new ForNode(parts[0], Expression.Parse(parts[1]), loopBody));
                     break;
@@ -324,10 +427,14 @@ public sealed class ChatTemplate
     {
         public abstract object? Evaluate(Dictionary<string, object?> scope);
 
+        [ThreadStatic]
+        private static int _depth;
+
         public static Expression Parse(string text)
         {
             var tokens = Tokenize(text);
             var position = 0;
+            _depth = 0;
             var expression = ParseOr(tokens, ref position);
             if (position != tokens.Count)
             {
@@ -411,6 +518,11 @@ public sealed class ChatTemplate
 
         private static Expression ParseOr(List<string> t, ref int p)
         {
+            if (++_depth > MaxDepth)
+            {
+                throw new ChatTemplateException($"expression nested deeper than {MaxDepth}");
+            }
+
             var left = ParseAnd(t, ref p);
             while (p < t.Count && t[p] == "or")
             {
@@ -420,6 +532,7 @@ public sealed class ChatTemplate
                 left = new Lambda(s => Truthy(l.Evaluate(s)) || Truthy(right.Evaluate(s)));
             }
 
+            _depth--;
             return left;
         }
 
@@ -442,7 +555,13 @@ public sealed class ChatTemplate
             if (p < t.Count && t[p] == "not")
             {
                 p++;
+                if (++_depth > MaxDepth)
+                {
+                    throw new ChatTemplateException($"expression nested deeper than {MaxDepth}");
+                }
+
                 var inner = ParseNot(t, ref p);
+                _depth--;
                 return new Lambda(s => !Truthy(inner.Evaluate(s)));
             }
 
@@ -541,7 +660,7 @@ public sealed class ChatTemplate
                 var inner = value;
                 if (t[p++] == ".")
                 {
-                    var name = t[p++];
+                    var name = p < t.Count && IsName(t[p]) ? t[p++] : throw new ChatTemplateException("'.' must be followed by a name");
                     value = new Lambda(s => Member(inner.Evaluate(s), name));
                 }
                 else
@@ -608,7 +727,11 @@ public sealed class ChatTemplate
                     }
 
                     var message = ParseOr(t, ref p);
-                    p++;
+                    if (p >= t.Count || t[p++] != ")")
+                    {
+                        throw new ChatTemplateException("missing ')' after raise_exception's argument");
+                    }
+
                     return new Lambda(s => throw new ChatTemplateException($"the chat template refused the conversation: {Stringify(message.Evaluate(s))}"));
             }
 

@@ -64,4 +64,56 @@ public sealed class ModelConfigTests
         Assert.Equal("float32", written["dtype"]!.GetValue<string>());
         Assert.Equal(1000.0, ModelConfig.FromJson(written, "again").RopeTheta);
     }
+
+    [Theory]
+    [InlineData("olmo2", 10000.0, 2048)]
+    [InlineData("flex_olmo", 500000.0, 4096)]
+    public void FromJson_FillsMissingFieldsWithHuggingFacesDefaultsOfEachModelType(string modelType, double ropeTheta, int maxPositions)
+    {
+        var json = new JsonObject
+        {
+            ["model_type"] = modelType,
+            ["vocab_size"] = 512,
+            ["hidden_size"] = 64,
+            ["intermediate_size"] = 128,
+            ["num_hidden_layers"] = 2,
+            ["num_attention_heads"] = 4,
+        };
+        if (modelType == ModelConfig.FlexOlmo)
+        {
+            json["num_experts"] = 2;
+            json["num_experts_per_tok"] = 1;
+        }
+
+        var config = ModelConfig.FromJson(json, "defaults.json");
+
+        Assert.Equal(ropeTheta, config.RopeTheta);
+        Assert.Equal(maxPositions, config.MaxPositionEmbeddings);
+    }
+
+    [Theory]
+    [InlineData("hidden_size", 1_000_000_000L, "at most")]
+    [InlineData("vocab_size", 2_000_000_000L, "at most")]
+    [InlineData("num_hidden_layers", 0L, "positive")]
+    public void FromJson_RefusesSizesNoModelHas_BeforeAnythingIsAllocated(string field, long value, string expected)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(TestPaths.Fixture("olmo2-tiny"), ModelConfig.FileName)))!.AsObject();
+        json[field] = value;
+
+        var error = Assert.Throws<ConfigException>(() => ModelConfig.FromJson(json, "hostile.json"));
+
+        Assert.Contains(field, error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FromJson_WithFieldsOfTheWrongJsonType_NamesTheField()
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(TestPaths.Fixture("olmo2-tiny"), ModelConfig.FileName)))!.AsObject();
+        json["rope_parameters"] = new JsonObject { ["rope_type"] = 5, ["rope_theta"] = "x" };
+
+        var error = Assert.Throws<ConfigException>(() => ModelConfig.FromJson(json, "hostile.json"));
+
+        Assert.Contains("rope_type", error.Message, StringComparison.Ordinal);
+    }
 }
