@@ -61,45 +61,13 @@ public static class Composer
             }
 
             var k = recipe.ExpertsPerToken ?? Math.Min(experts.Count + 1, 4);
-            var dtype = recipe.Dtype ?? (anchorConfig.StorageDType is "bfloat16" ? "bfloat16" : "float32");
-            var config = anchorConfig with
-            {
-                ModelType = ModelConfig.FlexOlmo,
-                NumExperts = experts.Count + 1,
-                NumExpertsPerTok = k,
-                NormTopkProb = false,
-                StorageDType = dtype,
-            };
-            config.Validate(recipe.Document.Path);
-            var sidecar = new ComposedSidecar(
-                recipe.Name,
-                anchor.Manifest.Value.Name,
-                anchor.Fingerprint,
-                [
-                    new SidecarExpert(0, ComposedSidecar.PublicName, null, $"anchor {anchor.Manifest.Value.Name}", "anchor", recipe.Anchor.Source, null, null, null),
-                    .. experts.Select((e, i) => e.ToSidecar(i + 1)),
-                ],
-                k,
-                recipe.Sha256,
-                DateTimeOffset.UtcNow,
-                ToolInfo.Current);
-            log?.Report($"writing {config.NumExperts} experts (top-{k}, {dtype}) to {target}");
-            long bytes = 0;
+            var dtype = recipe.Dtype ?? DefaultDType(anchorConfig);
+            var sidecar = Sidecar(recipe.Name, anchor, recipe.Anchor.Source, experts, k, recipe.Sha256);
+            log?.Report($"writing {experts.Count + 1} experts (top-{k}, {dtype}) to {target}");
             // Source files are checked against their manifests on another core while the tensors stream; the output
             // folder is renamed into place only if every check passed.
             var verification = Task.Run(() => Verify(recipe, toVerify, cancellationToken), cancellationToken);
-            AtomicFile.WriteDirectory(target, folder =>
-            {
-                bytes = WriteCheckpoint(folder, config, anchor, experts, dtype, recipe.ShardBytes(), cancellationToken);
-                verification.GetAwaiter().GetResult();
-                config.Save(folder);
-                foreach (var file in ModelFolderFiles.CompanionsIn(anchor.ModelFolder))
-                {
-                    File.Copy(Path.Combine(anchor.ModelFolder, file), Path.Combine(folder, file));
-                }
-
-                sidecar.Save(folder);
-            });
+            var (config, bytes) = Assemble(target, anchor, anchorConfig, experts, k, dtype, recipe.ShardBytes(), sidecar, recipe.Document.Path, () => verification.GetAwaiter().GetResult(), cancellationToken);
             return new CompositionResult(Path.GetFullPath(target), sidecar, config, bytes, warnings);
         }
         finally
@@ -244,27 +212,43 @@ public static class Composer
             throw recipe.Document.Error(pointer, e.Message);
         }
 
-        var manifest = package.Manifest.Value;
         if (recipe.Experts[index].Sha256 is { } pin && pin != manifestSha)
         {
-            throw recipe.Document.Error($"/experts/{index}/sha256", $"the recipe pins {pin}, but {manifest.Reference}'s manifest has sha256 {manifestSha}.");
+            throw recipe.Document.Error($"/experts/{index}/sha256", $"the recipe pins {pin}, but {package.Manifest.Value.Reference}'s manifest has sha256 {manifestSha}.");
         }
 
+        try
+        {
+            return OpenExpert(source, package, manifestSha, verification, anchor, anchorConfig);
+        }
+        catch (FlexOlmoException e) when (e is not RecipeException)
+        {
+            throw recipe.Document.Error(pointer, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// An expert package checked against the anchor (fingerprint, dimensions, every tensor and shape) with its weights
+    /// opened; the caller owns (and disposes) them.
+    /// </summary>
+    internal static ResolvedExpert OpenExpert(string source, ExpertPackage package, string manifestSha, ExpertVerification verification, AnchorPackage anchor, ModelConfig anchorConfig)
+    {
+        var manifest = package.Manifest.Value;
         if (manifest.Anchor.Fingerprint != anchor.Fingerprint)
         {
-            throw recipe.Document.Error(pointer, $"{manifest.Reference} was trained against anchor {manifest.Anchor.Name} {manifest.Anchor.Fingerprint}, not this recipe's anchor {anchor.Manifest.Value.Name} {anchor.Fingerprint}.");
+            throw new PackageException($"{manifest.Reference} was trained against anchor {manifest.Anchor.Name} {manifest.Anchor.Fingerprint}, not this anchor {anchor.Manifest.Value.Name} {anchor.Fingerprint}.");
         }
 
         var a = manifest.Architecture;
         if (a.HiddenSize != anchorConfig.HiddenSize || a.IntermediateSize != anchorConfig.IntermediateSize || a.NumHiddenLayers != anchorConfig.NumHiddenLayers || a.VocabSize != anchorConfig.VocabSize)
         {
-            throw recipe.Document.Error(pointer, $"{manifest.Reference} has dimensions {a.NumHiddenLayers}x{a.HiddenSize}/{a.IntermediateSize} (vocab {a.VocabSize}); the anchor has {anchorConfig.NumHiddenLayers}x{anchorConfig.HiddenSize}/{anchorConfig.IntermediateSize} (vocab {anchorConfig.VocabSize}).");
+            throw new PackageException($"{manifest.Reference} has dimensions {a.NumHiddenLayers}x{a.HiddenSize}/{a.IntermediateSize} (vocab {a.VocabSize}); the anchor has {anchorConfig.NumHiddenLayers}x{anchorConfig.HiddenSize}/{anchorConfig.IntermediateSize} (vocab {anchorConfig.VocabSize}).");
         }
 
         var weights = SafetensorsCheckpoint.Open(package.WeightsPath);
         try
         {
-            CheckExpertTensors(recipe, pointer, manifest, weights, anchorConfig);
+            CheckExpertTensors(manifest, weights, anchorConfig);
             var bias = Enumerable.Range(0, anchorConfig.NumHiddenLayers).Select(l =>
             {
                 var (file, info) = weights.Locate(ExpertTensorNames.RouterBias(l));
@@ -272,7 +256,7 @@ public static class Composer
                 return tensor.to(ScalarType.Float32).item<float>();
             }).ToArray();
             var resolved = new ResolvedExpert(source, package, weights, manifestSha, verification, bias);
-            weights = null; // the resolved expert owns it now (Compose disposes every one on every path)
+            weights = null; // the resolved expert owns it now (its caller disposes it on every path)
             return resolved;
         }
         finally
@@ -281,7 +265,57 @@ public static class Composer
         }
     }
 
-    private static void CheckExpertTensors(Recipe recipe, string pointer, ExpertManifest manifest, SafetensorsCheckpoint weights, ModelConfig config)
+    /// <summary>The dtype a composed model is written in unless the recipe says: the anchor's bfloat16, else float32.</summary>
+    internal static string DefaultDType(ModelConfig anchorConfig) => anchorConfig.StorageDType is "bfloat16" ? "bfloat16" : "float32";
+
+    /// <summary>The sidecar of a composed model: the experts in router order with owners, licences, digests and signers.</summary>
+    internal static ComposedSidecar Sidecar(string name, AnchorPackage anchor, string anchorSource, IReadOnlyList<ResolvedExpert> experts, int k, string? recipeSha256) => new(
+        name,
+        anchor.Manifest.Value.Name,
+        anchor.Fingerprint,
+        [
+            new SidecarExpert(0, ComposedSidecar.PublicName, null, $"anchor {anchor.Manifest.Value.Name}", "anchor", anchorSource, null, null, null),
+            .. experts.Select((e, i) => e.ToSidecar(i + 1)),
+        ],
+        k,
+        recipeSha256,
+        DateTimeOffset.UtcNow,
+        ToolInfo.Current);
+
+    /// <summary>
+    /// Writes a composed flex_olmo model folder (weights, config, the anchor's tokenizer files, the sidecar) under a
+    /// temporary name and renames it into place; <paramref name="beforeRename"/> may still refuse it.
+    /// </summary>
+    internal static (ModelConfig Config, long Bytes) Assemble(
+        string target, AnchorPackage anchor, ModelConfig anchorConfig, IReadOnlyList<ResolvedExpert> experts, int k, string dtype, long shardBytes, ComposedSidecar sidecar, string source,
+        Action? beforeRename, CancellationToken cancellationToken)
+    {
+        var config = anchorConfig with
+        {
+            ModelType = ModelConfig.FlexOlmo,
+            NumExperts = experts.Count + 1,
+            NumExpertsPerTok = k,
+            NormTopkProb = false,
+            StorageDType = dtype,
+        };
+        config.Validate(source);
+        long bytes = 0;
+        AtomicFile.WriteDirectory(target, folder =>
+        {
+            bytes = WriteCheckpoint(folder, config, anchor, experts, dtype, shardBytes, cancellationToken);
+            beforeRename?.Invoke();
+            config.Save(folder);
+            foreach (var file in ModelFolderFiles.CompanionsIn(anchor.ModelFolder))
+            {
+                File.Copy(Path.Combine(anchor.ModelFolder, file), Path.Combine(folder, file));
+            }
+
+            sidecar.Save(folder);
+        });
+        return (config, bytes);
+    }
+
+    private static void CheckExpertTensors(ExpertManifest manifest, SafetensorsCheckpoint weights, ModelConfig config)
     {
         for (var l = 0; l < config.NumHiddenLayers; l++)
         {
@@ -297,7 +331,7 @@ public static class Composer
             {
                 if (!weights.Contains(name) || !weights.Locate(name).Info.Shape.SequenceEqual(shape))
                 {
-                    throw recipe.Document.Error(pointer, $"{manifest.Reference}: {ExpertTensorNames.WeightsFile} lacks '{name}' of shape [{string.Join(",", shape)}].");
+                    throw new PackageException($"{manifest.Reference}: {ExpertTensorNames.WeightsFile} lacks '{name}' of shape [{string.Join(",", shape)}].");
                 }
             }
         }
@@ -308,7 +342,7 @@ public static class Composer
         var dtype = TorchRuntime.ResolveDType(dtypeName);
         var storage = TensorBytes.ToSafetensors(dtype);
         using var anchorWeights = SafetensorsCheckpoint.Open(anchor.ModelFolder);
-        var (publicEmbedding, _) = RouterEmbeddingFile.Read(anchor.RouterEmbeddingPath);
+        var publicRows = RouterEmbeddingFile.ReadRows(anchor.RouterEmbeddingPath, config.NumHiddenLayers, config.HiddenSize);
         var tensors = new List<TensorToWrite>();
         void Copy(string name, SafetensorsCheckpoint source, string sourceName)
         {
@@ -345,7 +379,7 @@ public static class Composer
             tensors.Add(new TensorToWrite(TensorNames.Router(l), storage, [config.NumExperts, config.HiddenSize], stream =>
             {
                 using var scope = NewDisposeScope();
-                var rows = new List<Tensor> { tensor(publicEmbedding) };
+                var rows = new List<Tensor> { tensor(publicRows[layer]) };
                 foreach (var expert in experts)
                 {
                     var (file, info) = expert.Weights.Locate(ExpertTensorNames.RouterEmbedding(layer));
@@ -378,7 +412,7 @@ public static class Composer
         return tensors.Sum(t => t.ByteLength);
     }
 
-    private sealed record ResolvedExpert(string Source, ExpertPackage Package, SafetensorsCheckpoint Weights, string ManifestSha256, ExpertVerification Verification, float[] RouterBias)
+    internal sealed record ResolvedExpert(string Source, ExpertPackage Package, SafetensorsCheckpoint Weights, string ManifestSha256, ExpertVerification Verification, float[] RouterBias)
     {
         public SidecarExpert ToSidecar(int index)
         {

@@ -1,7 +1,5 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Text.RegularExpressions;
 using FlexOlmo.Packages;
 
 namespace FlexOlmo.Composition;
@@ -19,7 +17,7 @@ public sealed record RecipeOutput(string? Path, JsonElement? ShardSize);
 /// A composition recipe (see schemas/recipe.schema.json and recipes/): the anchor, the experts whose owners opted in,
 /// the top-k, trusted keys, dtype and output. Loaded from YAML with every error located at its file, line and field.
 /// </summary>
-public sealed partial record Recipe(
+public sealed record Recipe(
     string Name,
     RecipeAnchor Anchor,
     IReadOnlyList<RecipeExpert> Experts,
@@ -83,7 +81,7 @@ public sealed partial record Recipe(
             throw Document.Error("/trusted_keys", "is empty: list the owners' public keys (.pub) to require their signatures, or remove the field to compose without verification (every expert is then reported as unverified).");
         }
 
-        if (ShardBytes() is < MinShardBytes or > MaxShardBytes)
+        if (!ShardSize.InRange(ShardBytes()))
         {
             throw Document.Error("/output/shard_size", $"must be between 1KB and 1TB (got {Output!.ShardSize}).");
         }
@@ -107,39 +105,13 @@ public sealed partial record Recipe(
         }
     }
 
-    private const long MinShardBytes = 1000;
-    private const long MaxShardBytes = 1_000_000_000_000;
-
     /// <summary>The largest shard in bytes (default 5 GB).</summary>
-    public long ShardBytes()
+    public long ShardBytes() => Output?.ShardSize switch
     {
-        if (Output?.ShardSize is not { } size)
-        {
-            return 5_000_000_000;
-        }
-
-        if (size.ValueKind == JsonValueKind.Number)
-        {
-            return size.TryGetInt64(out var exact) ? exact : long.MaxValue;
-        }
-
-        var match = SizePattern().Match(size.GetString()!);
-        var value = double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
-        var unit = match.Groups[2].Value switch
-        {
-            "" or "B" => 1.0,
-            "KB" => 1e3,
-            "MB" => 1e6,
-            "GB" => 1e9,
-            "TB" => 1e12,
-            "KiB" => 1024.0,
-            "MiB" => 1024.0 * 1024,
-            "GiB" => 1024.0 * 1024 * 1024,
-            _ => 1024.0 * 1024 * 1024 * 1024,
-        };
-        var bytes = value * unit;
-        return bytes >= long.MaxValue ? long.MaxValue : (long)bytes;
-    }
+        null => ShardSize.Default,
+        { ValueKind: JsonValueKind.Number } size => size.TryGetInt64(out var exact) ? exact : long.MaxValue,
+        { } size => ShardSize.TryParse(size.GetString()!) ?? long.MaxValue, // the schema admits only sizes
+    };
 
     /// <summary>Whether a source names a folder (relative to the recipe) rather than a registry reference.</summary>
     public bool IsFolder(string source) =>
@@ -148,7 +120,4 @@ public sealed partial record Recipe(
     public string Resolve(string source) => Path.GetFullPath(Path.Combine(Folder, FlexOlmo.Registry.RegistryConnection.ExpandHome(source)));
 
     private string Identity(string source) => IsFolder(source) ? Resolve(source) : source.Split('@')[0];
-
-    [GeneratedRegex(@"^([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$")]
-    private static partial Regex SizePattern();
 }

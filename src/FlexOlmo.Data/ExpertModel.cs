@@ -31,8 +31,15 @@ public static partial class ExpertModel
         NormTopkProb = false,
     };
 
-    /// <summary>Builds the model from the anchor checkpoint and the two router embeddings (each [H]).</summary>
-    public static Olmo2ForCausalLM Build(ModelConfig anchorConfig, SafetensorsCheckpoint anchorWeights, float[] publicEmbedding, float[] ownerEmbedding, Device device, ScalarType dtype)
+    /// <summary>Builds the model from the anchor checkpoint and the two router embeddings (each [H], for every layer).</summary>
+    public static Olmo2ForCausalLM Build(ModelConfig anchorConfig, SafetensorsCheckpoint anchorWeights, float[] publicEmbedding, float[] ownerEmbedding, Device device, ScalarType dtype) =>
+        Build(anchorConfig, anchorWeights, Enumerable.Repeat(publicEmbedding, anchorConfig.NumHiddenLayers).ToArray(), ownerEmbedding, device, dtype);
+
+    /// <summary>
+    /// Builds the model from the anchor checkpoint, the anchor's public router row of each layer (r_pub, [L][H]) and
+    /// the owner's initial row r_i [H].
+    /// </summary>
+    public static Olmo2ForCausalLM Build(ModelConfig anchorConfig, SafetensorsCheckpoint anchorWeights, IReadOnlyList<float[]> publicRows, float[] ownerEmbedding, Device device, ScalarType dtype)
     {
         if (anchorConfig.IsMoe)
         {
@@ -43,10 +50,10 @@ public static partial class ExpertModel
         var routers = Enumerable.Range(0, config.NumHiddenLayers).Select(TensorNames.Router).ToHashSet();
         var model = CheckpointLoader.Create(config, anchorWeights, device, dtype, AnchorName, routers);
         using var noGrad = no_grad();
-        using var rows = tensor(publicEmbedding.Concat(ownerEmbedding).ToArray(), [2, config.HiddenSize]).to(dtype).to(device); // [E, H]
-        foreach (var layer in model.Model.Layers)
+        foreach (var (layer, index) in model.Model.Layers.Select((l, i) => (l, i)))
         {
             var moe = layer.Moe!;
+            using var rows = tensor(publicRows[index].Concat(ownerEmbedding).ToArray(), [2, config.HiddenSize]).to(dtype).to(device); // [E, H]
             moe.Gate.Weight.copy_(rows);
             moe.RouterBias = new Parameter(zeros([2], ScalarType.Float32, device));
         }
@@ -70,10 +77,10 @@ public static partial class ExpertModel
         }
 
         var anchorConfig = ModelConfig.Load(anchor.ModelFolder);
-        var (publicEmbedding, _) = RouterEmbeddingFile.Read(anchor.RouterEmbeddingPath);
+        var publicRows = RouterEmbeddingFile.ReadRows(anchor.RouterEmbeddingPath, anchorConfig.NumHiddenLayers, anchorConfig.HiddenSize);
         using var anchorWeights = SafetensorsCheckpoint.Open(anchor.ModelFolder);
         using var expertWeights = SafetensorsCheckpoint.Open(expert.WeightsPath);
-        var model = Build(anchorConfig, anchorWeights, publicEmbedding, publicEmbedding, device, dtype ?? TorchRuntime.ResolveDType("auto", anchorConfig.StorageDType));
+        var model = Build(anchorConfig, anchorWeights, publicRows, publicRows[0], device, dtype ?? TorchRuntime.ResolveDType("auto", anchorConfig.StorageDType));
         try
         {
             using var noGrad = no_grad();

@@ -26,6 +26,25 @@ public sealed class AnchorPackage
 
     public string RouterEmbeddingPath => Path.Combine(Folder, Manifest.Value.RouterEmbedding.Path);
 
+    /// <summary>
+    /// Writes anchor.json into a folder that already holds the model (or whose manifest refers to one) and the router
+    /// embedding file; <paramref name="modelFiles"/> are the model's files with their digests (none for a reference).
+    /// </summary>
+    public static void WriteManifest(
+        string folder, string name, string fingerprint, string modelPath, Architecture architecture, RouterEmbeddingProvenance provenance, IEnumerable<FileDigest> modelFiles, string? description)
+    {
+        var manifest = new AnchorManifest(
+            Naming.CheckName(name, "anchor name"),
+            fingerprint,
+            new AnchorModel(modelPath, architecture),
+            new AnchorRouterEmbedding(RouterEmbeddingFile, provenance),
+            [.. modelFiles, FileDigest.Compute(folder, RouterEmbeddingFile)],
+            DateTimeOffset.UtcNow,
+            ToolInfo.Current,
+            description);
+        SignedDocument<AnchorManifest>.Create(manifest, SchemaValidator.AnchorManifest, key: null).Save(Path.Combine(folder, AnchorManifest.FileName));
+    }
+
     public static bool IsPackage(string folder) => File.Exists(Path.Combine(folder, AnchorManifest.FileName));
 
     public static AnchorPackage Open(string folder, bool verifyFiles = true)

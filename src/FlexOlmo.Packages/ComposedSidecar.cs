@@ -34,7 +34,7 @@ public sealed record ComposedSidecar(
     string AnchorFingerprint,
     IReadOnlyList<SidecarExpert> Experts,
     int ExpertsPerToken,
-    string RecipeSha256,
+    string? RecipeSha256,
     DateTimeOffset Created,
     ToolInfo Tool,
     string? RouterTuning = null)

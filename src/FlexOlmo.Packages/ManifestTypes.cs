@@ -5,14 +5,18 @@ namespace FlexOlmo.Packages;
 /// <summary>The dimensions an expert must share with its anchor.</summary>
 public sealed record Architecture(string ModelType, int HiddenSize, int IntermediateSize, int NumHiddenLayers, int VocabSize);
 
-/// <summary>How a router embedding was made (method A.2 of the paper: the mean embedding of sampled documents).</summary>
+/// <summary>
+/// How a router embedding was made (method A.2 of the paper: the mean embedding of sampled documents; or
+/// "router-row": taken from the routers of a released model, one row per layer when <see cref="Layers"/> is set).
+/// </summary>
 public sealed record RouterEmbeddingProvenance(
     string Method,
     int Width,
     int? Samples = null,
     string? Source = null,
     string? SourceSha256 = null,
-    Projection? Projection = null);
+    Projection? Projection = null,
+    int? Layers = null);
 
 /// <summary>A seeded random orthogonal projection from an external embedder's width to the model width.</summary>
 public sealed record Projection(string Kind, int FromWidth, long Seed);
@@ -37,6 +41,15 @@ public sealed record TrainingRecord(
 /// <summary>Held-out perplexity of the anchor alone and of anchor + expert.</summary>
 public sealed record ValidationRecord(long Tokens, double AnchorPerplexity, double ExpertPerplexity);
 
+/// <summary>Where an expert that this tool did not train came from (imported, or decomposed from a composed model).</summary>
+public sealed record ExpertOrigin(string Kind, string SourceConfigSha256, string SourceTensorsSha256, int SourceExpert, string RouterBias, string? Source = null)
+{
+    public const string Imported = "imported";
+    public const string Decomposed = "decomposed";
+    public const string NoBias = "none";
+    public const string BiasFromSidecar = "from-sidecar";
+}
+
 /// <summary>The program that wrote a file.</summary>
 public sealed record ToolInfo(string Name, string Version)
 {
@@ -52,11 +65,12 @@ public sealed record ExpertManifest(
     AnchorReference Anchor,
     Architecture Architecture,
     RouterEmbeddingProvenance RouterEmbedding,
-    TrainingRecord Training,
+    TrainingRecord? Training,
     IReadOnlyList<FileDigest> Files,
     DateTimeOffset Created,
     ToolInfo Tool,
-    string? Description = null)
+    string? Description = null,
+    ExpertOrigin? Origin = null)
 {
     public const string FileName = "expert.json";
     public const string FormatTag = "flexolmo-expert/1";

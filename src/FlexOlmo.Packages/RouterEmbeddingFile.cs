@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -7,9 +8,11 @@ using FlexOlmo.Formats.Safetensors;
 namespace FlexOlmo.Packages;
 
 /// <summary>
-/// Router embedding vectors on disk. Written as safetensors ("router_embedding" [H] fp32, provenance in the
-/// metadata); read from that, from any one-tensor safetensors file, from NumPy .npy (float32/float64, 1-D or
-/// [1, d]) and from JSON (an array, or an object with "embedding"), so vectors made by external embedders work.
+/// Router embedding vectors on disk. Written as safetensors ("router_embedding" fp32, provenance in the metadata):
+/// one vector [H] for every layer, or one row per layer [L, H] (an anchor taken from a released model, whose public
+/// router rows differ by layer). Vectors are also read from any one-tensor safetensors file, from NumPy .npy
+/// (float32/float64, 1-D or [1, d]) and from JSON (an array, or an object with "embedding"), so vectors made by
+/// external embedders work.
 /// </summary>
 public static partial class RouterEmbeddingFile
 {
@@ -28,6 +31,78 @@ public static partial class RouterEmbeddingFile
             path,
             [new TensorToWrite(ExpertTensorNames.EmbeddingVector, SafetensorsDType.F32, [vector.Length], s => s.Write(bytes))],
             new Dictionary<string, string> { [ProvenanceKey] = JsonSerializer.Serialize(provenance, SignedDocument<ExpertManifest>.Options) });
+    }
+
+    /// <summary>
+    /// Writes one router row per layer ([L, H] fp32), or the one vector [H] when every layer has the same row (what
+    /// the method's shared initialisation gives), so that anchors differ in form only where their routers do.
+    /// </summary>
+    /// <returns>The provenance as written (with <see cref="RouterEmbeddingProvenance.Layers"/> set when rows differ).</returns>
+    public static RouterEmbeddingProvenance WriteRows(string path, IReadOnlyList<float[]> rows, RouterEmbeddingProvenance provenance)
+    {
+        var width = rows[0].Length;
+        if (rows.Any(r => r.Length != width))
+        {
+            throw new PackageException($"{path}: every layer's router row must have the same width.");
+        }
+
+        if (rows.All(r => MemoryMarshal.AsBytes(r.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(rows[0].AsSpan())))) // bit for bit
+        {
+            Write(path, rows[0], provenance with { Layers = null });
+            return provenance with { Layers = null };
+        }
+
+        var bytes = new byte[rows.Count * width * 4];
+        for (var l = 0; l < rows.Count; l++)
+        {
+            for (var i = 0; i < width; i++)
+            {
+                BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(((l * width) + i) * 4), rows[l][i]);
+            }
+        }
+
+        SafetensorsWriter.WriteFile(
+            path,
+            [new TensorToWrite(ExpertTensorNames.EmbeddingVector, SafetensorsDType.F32, [rows.Count, width], s => s.Write(bytes))],
+            new Dictionary<string, string> { [ProvenanceKey] = JsonSerializer.Serialize(provenance with { Layers = rows.Count }, SignedDocument<ExpertManifest>.Options) });
+        return provenance with { Layers = rows.Count };
+    }
+
+    /// <summary>
+    /// One row per layer: a file with one vector gives it to every layer, a file of [L, H] gives each layer its own.
+    /// The width and number of layers must be the model's.
+    /// </summary>
+    public static float[][] ReadRows(string path, int layers, int width)
+    {
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) && File.Exists(path) && new FileInfo(path).Length <= MaxBytes)
+        {
+            using var file = SafetensorsFile.Open(path);
+            if (file.Header.ByName.GetValueOrDefault(ExpertTensorNames.EmbeddingVector) is { Shape.Length: 2 } matrix)
+            {
+                if (matrix.DType != SafetensorsDType.F32 || matrix.Shape[0] != layers || matrix.Shape[1] != width)
+                {
+                    throw new PackageException($"{path}: router rows are {matrix.DType} [{string.Join(",", matrix.Shape)}]; the model needs float32 [{layers},{width}].");
+                }
+
+                var bytes = file.Bytes(matrix, 0, (int)matrix.ByteLength);
+                var rows = new float[layers][];
+                for (var l = 0; l < layers; l++)
+                {
+                    rows[l] = new float[width];
+                    for (var i = 0; i < width; i++)
+                    {
+                        rows[l][i] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(((l * width) + i) * 4)..]);
+                    }
+                }
+
+                return rows.Any(r => r.Any(v => !float.IsFinite(v))) ? throw new PackageException($"{path}: router rows must be finite numbers.") : rows;
+            }
+        }
+
+        var (vector, _) = Read(path);
+        return vector.Length == width
+            ? Enumerable.Repeat(vector, layers).ToArray()
+            : throw new PackageException($"{path}: the router embedding has width {vector.Length}; the model's hidden size is {width}.");
     }
 
     /// <summary>The vector and, for files this tool wrote, how it was made.</summary>
@@ -100,7 +175,8 @@ public static partial class RouterEmbeddingFile
             throw new PackageException($"{path}: expected a C-ordered float32 or float64 vector, got {header.Trim()}.");
         }
 
-        var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
+        var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(d => long.TryParse(d, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= int.MaxValue ? n : throw new PackageException($"{path}: shape ({shape.Groups[1].Value}) is not a vector's.")).ToArray();
         var count = dims.Aggregate(1L, (a, b) => a * b);
         if (dims.Length == 0 || count != dims[^1])
         {

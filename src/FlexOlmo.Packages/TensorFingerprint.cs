@@ -11,18 +11,29 @@ namespace FlexOlmo.Packages;
 /// </summary>
 public static class TensorFingerprint
 {
-    public static string Compute(SafetensorsCheckpoint checkpoint)
+    public static string Compute(SafetensorsCheckpoint checkpoint, CancellationToken cancellationToken = default) =>
+        Compute(checkpoint.Names.Select(name =>
+        {
+            var (file, info) = checkpoint.Locate(name);
+            return new TensorToWrite(name, info.DType, info.Shape, sink => file.CopyTo(info, 0, info.ByteLength, sink));
+        }), cancellationToken);
+
+    /// <summary>
+    /// The fingerprint of a checkpoint before it is written (each tensor's bytes streamed from its source), so a
+    /// writer can know what it writes without reading it back.
+    /// </summary>
+    public static string Compute(IEnumerable<TensorToWrite> tensors, CancellationToken cancellationToken = default)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         Span<byte> length = stackalloc byte[8];
-        foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
+        foreach (var tensor in tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
-            var (file, info) = checkpoint.Locate(name);
-            hash.AppendData(Encoding.UTF8.GetBytes($"{name}\0{info.DType}\0{string.Join(",", info.Shape)}\0"));
-            BinaryPrimitives.WriteInt64LittleEndian(length, info.ByteLength);
+            cancellationToken.ThrowIfCancellationRequested();
+            hash.AppendData(Encoding.UTF8.GetBytes($"{tensor.Name}\0{tensor.DType}\0{string.Join(",", tensor.Shape)}\0"));
+            BinaryPrimitives.WriteInt64LittleEndian(length, tensor.ByteLength);
             hash.AppendData(length);
             using var sink = new HashingSink(hash);
-            file.CopyTo(info, 0, info.ByteLength, sink);
+            tensor.WriteData(sink);
         }
 
         return FileDigest.Prefix(hash.GetHashAndReset());

@@ -17,6 +17,36 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task ReleasedModels_TheReadmeWalkthrough_DecomposeImportComposeExportGenerate()
+    {
+        // The golden 4-expert model transformers wrote stands in for FlexOlmo-7x7B-1T, one of its experts for a Flex-DOMAIN-2x7B-1T.
+        using var folder = new TempDirectory("cli-released");
+        string At(string name) => Path.Combine(folder.Path, name);
+        async Task Ok(params string[] args)
+        {
+            var run = await CliRun.RunAsync(args);
+            Assert.True(run.ExitCode == 0, $"{string.Join(' ', args)}\n{run}");
+        }
+
+        await Ok("decompose", "--model", Path.Combine(TestPaths.HfReference, "flexolmo-tiny"), "--out", At("parts"));
+        File.WriteAllText(At("two.yaml"), $"name: flex-math-2x\nanchor: {{ source: {At("parts/anchor")} }}\nexperts:\n  - source: {At("parts/experts/expert-2")}\n");
+        await Ok("compose", "--recipe", At("two.yaml"), "--out", At("Flex-math-2x"));
+        File.Delete(At("Flex-math-2x/flexolmo.json")); // released checkpoints have no sidecar
+
+        await Ok("prepare-anchor", "--model", At("parts/anchor/model"), "--router-embedding-from", At("Flex-math-2x"), "--out", At("flex-public"), "--name", "flex-public");
+        await Ok("import-expert", "--model", At("Flex-math-2x"), "--anchor", At("flex-public"), "--name", "math", "--owner", "allenai", "--license", "Apache-2.0", "--out", At("math"));
+        File.WriteAllText(At("mine.yaml"), $"name: mine\nanchor: {{ source: {At("flex-public")} }}\nexperts:\n  - source: {At("math")}\n  - source: {At("parts/experts/expert-1")}\nexperts_per_token: 2\n");
+        await Ok("compose", "--recipe", At("mine.yaml"), "--out", At("mine"));
+        await Ok("generate", "--model", At("mine"), "--prompt-ids", "3,4", "--max-new-tokens", "2", "--exclude-experts", "math");
+        await Ok("export-expert", At("math"), "--anchor", At("flex-public"), "--out", At("math-hf"));
+
+        Assert.Equal(FlexOlmo.Packages.TensorFingerprint.Compute(At("Flex-math-2x")), FlexOlmo.Packages.TensorFingerprint.Compute(At("math-hf")));
+        var refused = await CliRun.RunAsync("import-expert", "--model", Path.Combine(TestPaths.HfReference, "flexolmo-tiny"), "--anchor", At("flex-public"), "--name", "x", "--out", At("x"));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("flexolmo decompose", refused.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Eval_WithoutRequiredOptions_NamesThem()
     {
         var run = await CliRun.RunAsync("eval");

@@ -42,6 +42,29 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
             Add("tokenize", "--model", model, "--text", "hi");
             Add("serve", "--model", model, "--port", "0");
             Add("tune-router", "--model", model, "--data", "@tokens.bin", "--out", "@out", "--steps", "1", "--seq-len", "16", "--batch-tokens", "32");
+            Add("import-expert", "--model", model, "--anchor", "@anchor", "--name", "x", "--out", "@out");
+            Add("import-expert", "--model", "@golden/flexolmo-tiny", "--anchor", model, "--name", "x", "--out", "@out");
+            Add("export-expert", model, "--anchor", "@anchor", "--out", "@out");
+            Add("export-expert", "@exp", "--anchor", model, "--out", "@out");
+            Add("decompose", "--model", model, "--out", "@out");
+            Add("prepare-anchor", "--model", "@golden/olmo2-tiny", "--router-embedding-from", model, "--out", "@out");
+        }
+
+        foreach (var size in new[] { "0", "x", "-1", "5XB", "1e3", "2TB", "0.5B", "" })
+        {
+            Add("decompose", "--model", "@golden/flexolmo-tiny", "--out", "@out", "--shard-size", size);
+            Add("export-expert", "@exp", "--anchor", "@anchor", "--out", "@out", "--shard-size", size);
+        }
+
+        foreach (var (option, value) in Pairs(["--name", "--version", "--owner", "--license", "--description"], Texts))
+        {
+            Add("import-expert", "--model", "@golden/flexolmo-tiny", "--anchor", "@anchor", "--name", "x", "--out", "@out", option, value);
+        }
+
+        foreach (var target in new[] { "@anchor", "@exp", "@garbage.bin", "@dir", "/proc/x" })
+        {
+            Add("decompose", "--model", "@golden/flexolmo-tiny", "--out", target);
+            Add("export-expert", "@exp", "--anchor", "@anchor", "--out", target);
         }
 
         foreach (var ids in new[] { "@ids-str.json", "@ids-ragged.json", "@ids-neg.json", "@ids-big.json", "@ids-float.json", "@ids-huge.json", "@ids-empty.json", "@ids-emptyrow.json", "@ids-long.json" }.Concat(BadPaths))

@@ -1,6 +1,7 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Data;
 using FlexOlmo.Formats;
+using FlexOlmo.Packages;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Evaluation.Tests;
@@ -60,6 +61,30 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
         {
             Assert.Equal(fromComposed["composed", domain], fromPackage["composed", domain]);
             Assert.Equal(fromComposed["anchor", domain], fromPackage["anchor", domain]);
+        }
+    }
+
+    [Fact]
+    public void Evaluate_ExportedTwoExpertModel_MatchesThePackageOnItsAnchor()
+    {
+        using var folder = new TempDirectory("eval-export");
+        var exported = FlexOlmo.Composition.Released.ExpertExporter.Export(
+            new FlexOlmo.Composition.Released.ExportRequest { Package = fixture.Chemistry.Folder, Anchor = fixture.Training.AnchorFolder, Out = folder.File("model") },
+            null,
+            CancellationToken.None);
+        File.Delete(Path.Combine(exported.Folder, ComposedSidecar.FileName)); // what a colleague's transformers sees: the checkpoint alone
+
+        var fromPackage = fixture.Evaluate(fixture.Chemistry.Folder, anchor: fixture.Training.AnchorFolder);
+        var fromExport = fixture.Evaluate(exported.Folder);
+
+        Assert.Equal(["public", "expert-1"], fromExport.Experts);
+        foreach (var domain in fromPackage.Domains)
+        {
+            foreach (var mask in new[] { "composed", "anchor" })
+            {
+                var (a, b) = (fromPackage[mask, domain], fromExport[mask, domain]);
+                Assert.True(Math.Abs(a - b) <= 1e-4, $"{mask} on {domain}: package {a}, exported {b}");
+            }
         }
     }
 

@@ -29,7 +29,7 @@ public sealed class ExpertTrainingTests(TrainingFixture fixture, ITestOutputHelp
         Assert.Equal(domain, manifest.Name);
         Assert.Equal(fixture.Anchor.Fingerprint, manifest.Anchor.Fingerprint);
         Assert.Equal("anchor-mean-hidden", manifest.RouterEmbedding.Method);
-        Assert.Equal(40, manifest.Training.Steps);
+        Assert.Equal(40, manifest.Training!.Steps);
         Assert.Equal(64, manifest.Architecture.HiddenSize);
         using var weights = SafetensorsCheckpoint.Open(result.Package.WeightsPath);
         Assert.Equal(2 * 5, weights.Names.Count); // per layer: 3 FFN matrices, r_i, b_i

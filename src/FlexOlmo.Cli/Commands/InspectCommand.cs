@@ -110,8 +110,17 @@ internal static class InspectCommand
         output.WriteLine($"anchor      {m.Anchor.Name} {m.Anchor.Fingerprint}");
         output.WriteLine($"shape       {m.Architecture.NumHiddenLayers} layers, hidden {m.Architecture.HiddenSize}, intermediate {m.Architecture.IntermediateSize}, vocab {m.Architecture.VocabSize}");
         output.WriteLine($"router      {Describe(m.RouterEmbedding)}");
-        output.WriteLine(Format.Invariant($"training    {m.Training.Steps} steps, {m.Training.Tokens} tokens, seq {m.Training.SeqLen}, lr {m.Training.Lr}, {m.Training.Dtype} on {m.Training.Device}"));
-        if (m.Training.Validation is { } v)
+        if (m.Origin is { } origin)
+        {
+            output.WriteLine($"origin      {origin.Kind} from {origin.Source ?? "a checkpoint"} (expert {origin.SourceExpert}; config {origin.SourceConfigSha256[..19]}, tensors {origin.SourceTensorsSha256[..19]}; router bias: {origin.RouterBias})");
+        }
+
+        if (m.Training is { } t)
+        {
+            output.WriteLine(Format.Invariant($"training    {t.Steps} steps, {t.Tokens} tokens, seq {t.SeqLen}, lr {t.Lr}, {t.Dtype} on {t.Device}"));
+        }
+
+        if (m.Training?.Validation is { } v)
         {
             output.WriteLine(Format.Invariant($"validation perplexity {v.AnchorPerplexity:0.00} (anchor) -> {v.ExpertPerplexity:0.00} (anchor + expert) on {v.Tokens} tokens"));
         }

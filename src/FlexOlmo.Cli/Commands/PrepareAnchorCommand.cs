@@ -9,6 +9,7 @@ internal static class PrepareAnchorCommand
     private static readonly Option<string> Model = new("--model") { Description = "A dense OLMo-2 checkpoint folder (Hugging Face format).", Required = true };
     private static readonly Option<string[]> PublicData = new("--public-data") { Description = "Public documents whose mean embedding becomes r_pub.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<string?> RouterEmbedding = new("--router-embedding") { Description = "A ready-made r_pub vector instead (.safetensors, .npy, .json)." };
+    private static readonly Option<string?> RouterEmbeddingFrom = new("--router-embedding-from") { Description = "Take r_pub from row 0 of each layer's router of a 2-expert flex_olmo model built on this one (a released Flex-DOMAIN-2x7B-1T)." };
     private static readonly Option<string> Out = new("--out") { Description = "Anchor folder to create.", Required = true };
     private static readonly Option<string?> Name = new("--name") { Description = "Anchor name (default: the model folder's name)." };
     private static readonly Option<string?> Description = new("--description") { Description = "What the anchor is." };
@@ -24,7 +25,7 @@ internal static class PrepareAnchorCommand
     {
         var command = new Command("prepare-anchor", "Make an anchor from a dense OLMo-2 model: the model, its public router embedding r_pub, and a fingerprinted anchor.json.")
         {
-            Model, PublicData, RouterEmbedding, Out, Name, Description, Reference, Samples, SeqLen, Seed, Device, DType, TokenCacheFolder,
+            Model, PublicData, RouterEmbedding, RouterEmbeddingFrom, Out, Name, Description, Reference, Samples, SeqLen, Seed, Device, DType, TokenCacheFolder,
         };
         command.SetAction((parseResult, ct) => CommandRunner.Run(parseResult, needsTorch: true, Run, ct));
         return command;
@@ -38,6 +39,7 @@ internal static class PrepareAnchorCommand
                 Model = context.Get(Model),
                 PublicData = context.Get(PublicData) ?? [],
                 RouterEmbedding = context.Get(RouterEmbedding),
+                RouterEmbeddingFrom = context.Get(RouterEmbeddingFrom),
                 Out = context.Get(Out),
                 Name = context.Get(Name),
                 Description = context.Get(Description),

@@ -76,7 +76,7 @@ internal static class TrainExpertCommand
         }
 
         var manifest = result.Package!.Manifest.Value;
-        context.Output.WriteLine($"expert {manifest.Reference} written to {result.OutFolder} ({manifest.Training.Steps} steps, {manifest.Training.Tokens} tokens)");
+        context.Output.WriteLine($"expert {manifest.Reference} written to {result.OutFolder} ({manifest.Training!.Steps} steps, {manifest.Training.Tokens} tokens)");
         if (result.Validation is { } v)
         {
             context.Output.WriteLine(Format.Invariant($"validation perplexity: anchor alone {v.AnchorPerplexity:0.00}, anchor + expert {v.ExpertPerplexity:0.00} ({v.Tokens} held-out tokens)"));

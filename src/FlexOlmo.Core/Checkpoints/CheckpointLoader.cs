@@ -10,9 +10,8 @@ namespace FlexOlmo.Core.Checkpoints;
 
 /// <summary>
 /// Loads a Hugging Face checkpoint folder into <see cref="Olmo2ForCausalLM"/>, tensor by tensor from the memory map.
-/// Accepts per-expert expert tensors (what checkpoints on disk hold) and the fused v5 layout
-/// (<c>gate_up_proj</c> [E, 2I, H] gate rows first, <c>down_proj</c> [E, H, I]). Before copying anything it checks
-/// every name and shape and reports every missing and unexpected tensor at once.
+/// Accepts both expert layouts (<see cref="ExpertTensors"/>). Before copying anything it checks every name and shape
+/// and reports every missing and unexpected tensor at once.
 /// </summary>
 public static class CheckpointLoader
 {
@@ -88,7 +87,7 @@ public static class CheckpointLoader
                 continue;
             }
 
-            var slice = Find(sourceName(name), parameter.shape, config, checkpoint, used);
+            var slice = Find(sourceName(name), config, checkpoint, used);
             if (slice is null)
             {
                 missing.Add(name);
@@ -130,53 +129,20 @@ public static class CheckpointLoader
         return plan;
     }
 
-    private static TensorSlice? Find(string name, long[] shape, ModelConfig config, SafetensorsCheckpoint checkpoint, HashSet<string> used)
+    private static TensorSlice? Find(string name, ModelConfig config, SafetensorsCheckpoint checkpoint, HashSet<string> used)
     {
         if (checkpoint.Contains(name))
         {
             used.Add(name);
             var (file, info) = checkpoint.Locate(name);
-            return new TensorSlice(file, info, 0, info.Shape);
+            return TensorSlice.Whole(file, info);
         }
 
-        if (TensorNames.ParseExpert(name) is not { } expert)
-        {
-            return null;
-        }
-
-        var fusedName = expert.Projection == "down_proj" ? TensorNames.FusedDown(expert.Layer) : TensorNames.FusedGateUp(expert.Layer);
-        if (!checkpoint.Contains(fusedName))
-        {
-            return null;
-        }
-
-        used.Add(fusedName);
-        var (fusedFile, fused) = checkpoint.Locate(fusedName);
-        var e = expert.Expert;
-        var elementSize = fused.DType.Size();
-        if (fused.Shape.Length != 3 || fused.Shape[0] != config.NumExperts)
-        {
-            return new TensorSlice(fusedFile, fused, 0, fused.Shape);
-        }
-
-        var perExpert = fused.Shape[1] * fused.Shape[2] * elementSize;
-        if (expert.Projection == "down_proj")
-        {
-            return new TensorSlice(fusedFile, fused, e * perExpert, [fused.Shape[1], fused.Shape[2]]); // [H, I]
-        }
-
-        if (fused.Shape[1] % 2 != 0)
-        {
-            return new TensorSlice(fusedFile, fused, 0, fused.Shape);
-        }
-
-        var half = fused.Shape[1] / 2; // I
-        var upOffset = expert.Projection == "up_proj" ? half * fused.Shape[2] * elementSize : 0;
-        return new TensorSlice(fusedFile, fused, (e * perExpert) + upOffset, [half, fused.Shape[2]]); // [I, H]
+        return TensorNames.ParseExpert(name) is { } expert
+            ? ExpertTensors.Find(checkpoint, config.NumExperts, expert.Layer, expert.Expert, expert.Projection, used)
+            : null;
     }
 
     private static string Summarise(List<string> names) =>
         names.Count <= 12 ? string.Join(", ", names) : string.Join(", ", names.Take(12)) + $", ... ({names.Count - 12} more)";
-
-    internal sealed record TensorSlice(SafetensorsFile File, SafetensorsTensorInfo Info, long ByteOffset, long[] Shape);
 }

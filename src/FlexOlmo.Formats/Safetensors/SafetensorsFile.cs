@@ -141,6 +141,31 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads <paramref name="destination"/>.Length bytes of a tensor, starting <paramref name="offset"/> bytes in, with a
+    /// plain read (no growth of resident memory).
+    /// </summary>
+    public void Read(SafetensorsTensorInfo tensor, long offset, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (offset < 0 || offset + destination.Length > tensor.ByteLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{Path}: range {offset}+{destination.Length} is outside tensor '{tensor.Name}' ({tensor.ByteLength} bytes).");
+        }
+
+        var done = 0;
+        while (done < destination.Length)
+        {
+            var read = RandomAccess.Read(_handle, destination[done..], _dataStart + tensor.Begin + offset + done);
+            if (read <= 0)
+            {
+                throw new SafetensorsException($"{Path}: ended early while reading '{tensor.Name}'; the file was truncated while open.");
+            }
+
+            done += read;
+        }
+    }
+
     public void Dispose()
     {
         if (_disposed)

@@ -97,7 +97,7 @@ public static class ExpertTrainer
         var dtype = TorchRuntime.ResolveDType(request.DType, anchorConfig.StorageDType);
         log?.Report($"data: {files.Count} file(s), {data.Documents} documents, {data.TotalTokens} tokens; {split.TrainCount} training and {split.Validation.Count} validation instances of {settings.SeqLen} tokens; {steps} steps");
 
-        var (publicEmbedding, _) = RouterEmbeddingFile.Read(anchor.RouterEmbeddingPath);
+        var publicRows = RouterEmbeddingFile.ReadRows(anchor.RouterEmbeddingPath, anchorConfig.NumHiddenLayers, anchorConfig.HiddenSize);
         using var weights = SafetensorsCheckpoint.Open(anchor.ModelFolder);
         var initPath = Path.Combine(request.Out, InitialEmbeddingFile);
         float[] ownerEmbedding;
@@ -109,12 +109,12 @@ public static class ExpertTrainer
         }
         else
         {
-            (ownerEmbedding, provenance) = InitialEmbedding(request, anchorConfig, weights, publicEmbedding, data, eos, device, dtype, log, cancellationToken);
+            (ownerEmbedding, provenance) = InitialEmbedding(request, anchorConfig, weights, publicRows, data, eos, device, dtype, log, cancellationToken);
             Directory.CreateDirectory(request.Out);
             RouterEmbeddingFile.Write(initPath, ownerEmbedding, provenance);
         }
 
-        using var model = ExpertModel.Build(anchorConfig, weights, publicEmbedding, ownerEmbedding, device, dtype);
+        using var model = ExpertModel.Build(anchorConfig, weights, publicRows, ownerEmbedding, device, dtype);
         model.train();
         var task = new ExpertTrainingTask(model, settings);
         var loop = new TrainingLoop(task, data, split, settings, steps, device, request.Out);
@@ -153,7 +153,7 @@ public static class ExpertTrainer
     }
 
     private static (float[], RouterEmbeddingProvenance) InitialEmbedding(
-        ExpertTrainingRequest request, ModelConfig anchorConfig, SafetensorsCheckpoint weights, float[] publicEmbedding, TokenDataset data, int eos,
+        ExpertTrainingRequest request, ModelConfig anchorConfig, SafetensorsCheckpoint weights, IReadOnlyList<float[]> publicRows, TokenDataset data, int eos,
         Device device, ScalarType dtype, IProgress<string>? log, CancellationToken cancellationToken)
     {
         if (request.RouterEmbedding is { } path)
@@ -162,7 +162,7 @@ public static class ExpertTrainer
         }
 
         log?.Report($"router embedding: mean of the anchor's mean-pooled hidden states over up to {request.Samples} documents of the data");
-        using var embedder = ExpertModel.Build(anchorConfig, weights, publicEmbedding, publicEmbedding, device, dtype);
+        using var embedder = ExpertModel.Build(anchorConfig, weights, publicRows, publicRows[0], device, dtype);
         embedder.eval();
         var embedding = DomainEmbedder.FromModel(embedder, data, eos, request.Samples, request.Settings.SeqLen, request.Settings.Seed, cancellationToken);
         return (embedding, new RouterEmbeddingProvenance("anchor-mean-hidden", embedding.Length, Samples: request.Samples));
