@@ -17,7 +17,7 @@ internal static class ComposeBenchmark
     private static readonly string[] ExpertNames = ["news", "science"];
 
     private const int Hidden = 2048;
-    private const int Layers = 8;
+    internal const int Layers = 8;
     private const int Intermediate = 5632;
     private const int Vocab = 50304;
 
@@ -73,28 +73,26 @@ internal static class ComposeBenchmark
         await Task.CompletedTask;
     }
 
-    private static double Best(Func<string> operation)
-    {
-        var best = double.MaxValue;
-        for (var i = 0; i < 3; i++)
-        {
-            Run("sync", []);
-            var watch = Stopwatch.StartNew();
-            var made = operation();
-            Run("sync", []);
-            best = Math.Min(best, watch.Elapsed.TotalSeconds);
-            Directory.Delete(made, recursive: true);
-        }
+    internal static double Best(Func<string> operation) => Enumerable.Range(0, 3).Min(_ => Timed(operation));
 
-        return best;
+    /// <summary>Seconds from a synced disk to the operation's output synced, after which the output is deleted.</summary>
+    internal static double Timed(Func<string> operation)
+    {
+        Run("sync", []);
+        var watch = Stopwatch.StartNew();
+        var made = operation();
+        Run("sync", []);
+        var seconds = watch.Elapsed.TotalSeconds;
+        Directory.Delete(made, recursive: true);
+        return seconds;
     }
 
-    private static AnchorPackage MakeAnchor(string folder)
+    internal static AnchorPackage MakeAnchor(string folder, int layers = Layers)
     {
         var model = Directory.CreateDirectory(Path.Combine(folder, AnchorPackage.ModelFolderName)).FullName;
         var random = new Random(1);
         var tensors = new List<TensorToWrite> { Random(TensorNames.EmbedTokens, [Vocab, Hidden], random) };
-        for (var l = 0; l < Layers; l++)
+        for (var l = 0; l < layers; l++)
         {
             foreach (var p in new[] { "q_proj", "k_proj", "v_proj", "o_proj" })
             {
@@ -119,7 +117,7 @@ internal static class ComposeBenchmark
             ["vocab_size"] = Vocab,
             ["hidden_size"] = Hidden,
             ["intermediate_size"] = Intermediate,
-            ["num_hidden_layers"] = Layers,
+            ["num_hidden_layers"] = layers,
             ["num_attention_heads"] = 16,
             ["rms_norm_eps"] = 1e-6,
             ["rope_theta"] = 500000.0,
@@ -129,18 +127,18 @@ internal static class ComposeBenchmark
         File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
         RouterEmbeddingFile.Write(Path.Combine(folder, AnchorPackage.RouterEmbeddingFile), new float[Hidden], new RouterEmbeddingProvenance("random", Hidden));
         var files = Directory.EnumerateFiles(model).Select(f => FileDigest.Compute(folder, $"model/{Path.GetFileName(f)}")).Append(FileDigest.Compute(folder, AnchorPackage.RouterEmbeddingFile)).ToList();
-        var manifest = new AnchorManifest("bench-anchor", TensorFingerprint.Compute(model), new AnchorModel("model", new Architecture("olmo2", Hidden, Intermediate, Layers, Vocab)),
+        var manifest = new AnchorManifest("bench-anchor", TensorFingerprint.Compute(model), new AnchorModel("model", new Architecture("olmo2", Hidden, Intermediate, layers, Vocab)),
             new AnchorRouterEmbedding(AnchorPackage.RouterEmbeddingFile, new RouterEmbeddingProvenance("random", Hidden)), files, DateTimeOffset.UtcNow, ToolInfo.Current);
         SignedDocument<AnchorManifest>.Create(manifest, SchemaValidator.AnchorManifest, null).Save(Path.Combine(folder, AnchorManifest.FileName));
         return AnchorPackage.Open(folder);
     }
 
-    private static string MakeExpert(string folder, string name, AnchorPackage anchor, int seed)
+    internal static string MakeExpert(string folder, string name, AnchorPackage anchor, int seed, int layers = Layers)
     {
         Directory.CreateDirectory(folder);
         var random = new Random(seed);
         var tensors = new List<TensorToWrite>();
-        for (var l = 0; l < Layers; l++)
+        for (var l = 0; l < layers; l++)
         {
             tensors.Add(Random(ExpertTensorNames.Ffn(l, "gate_proj"), [Intermediate, Hidden], random));
             tensors.Add(Random(ExpertTensorNames.Ffn(l, "up_proj"), [Intermediate, Hidden], random));
@@ -150,7 +148,7 @@ internal static class ComposeBenchmark
         }
 
         SafetensorsWriter.WriteFile(Path.Combine(folder, ExpertTensorNames.WeightsFile), tensors);
-        var manifest = new ExpertManifest(name, "1.0.0", "bench", "Apache-2.0", new AnchorReference(anchor.Fingerprint, "bench-anchor"), new Architecture("olmo2", Hidden, Intermediate, Layers, Vocab),
+        var manifest = new ExpertManifest(name, "1.0.0", "bench", "Apache-2.0", new AnchorReference(anchor.Fingerprint, "bench-anchor"), new Architecture("olmo2", Hidden, Intermediate, layers, Vocab),
             new RouterEmbeddingProvenance("random", Hidden), new TrainingRecord(0, 0, 1, 1, 1e-3, 0, 0, "bfloat16"),
             [FileDigest.Compute(folder, ExpertTensorNames.WeightsFile)], DateTimeOffset.UtcNow, ToolInfo.Current);
         SignedDocument<ExpertManifest>.Create(manifest, SchemaValidator.ExpertManifest, null).Save(Path.Combine(folder, ExpertManifest.FileName));
@@ -174,7 +172,7 @@ internal static class ComposeBenchmark
         }
     });
 
-    private static void Run(string program, string[] arguments)
+    internal static void Run(string program, string[] arguments)
     {
         using var process = Process.Start(program, arguments);
         process.WaitForExit();

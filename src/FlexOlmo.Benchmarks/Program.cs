@@ -40,6 +40,9 @@ registry.SetAction((r, ct) => RegistryBenchmark.RunAsync(r.GetValue(registryByte
 var compose = new Command("compose", "Compose of a >= 2 GiB checkpoint vs cp of the same bytes, with peak memory (compose issue).");
 compose.SetAction((r, ct) => ComposeBenchmark.RunAsync(r.GetValue(json)));
 
+var released = new Command("released", "import-expert and decompose of >= 2 GiB checkpoints vs cp of the same bytes, with peak memory (released-models issue).");
+released.SetAction((r, ct) => ReleasedBenchmark.RunAsync(r.GetValue(json)));
+
 var serve = new Command("serve", "Load generator: tokens/s and time-to-first-token at 1, 8, 32 clients, unmasked vs random masks (serve issue).");
 var clients = new Option<int[]>("--clients") { DefaultValueFactory = _ => [1, 8, 32], AllowMultipleArgumentsPerToken = true };
 var perClient = new Option<int>("--requests-per-client") { DefaultValueFactory = _ => 3 };
@@ -49,5 +52,5 @@ serve.Options.Add(perClient);
 serve.Options.Add(serveTokens);
 serve.SetAction((r, ct) => ServeBenchmark.RunAsync(r.GetValue(device)!, r.GetValue(dtypes)![0], r.GetValue(clients)!, r.GetValue(perClient), r.GetValue(serveTokens), r.GetValue(json)));
 
-var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry, compose, serve };
+var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry, compose, released, serve };
 return await root.Parse(args).InvokeAsync();

@@ -94,7 +94,11 @@ public static class AtomicFile
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
-                write(stream);
+                using (var writeback = new WritebackStream(stream))
+                {
+                    write(writeback);
+                }
+
                 stream.Flush(flushToDisk: true);
             }
 

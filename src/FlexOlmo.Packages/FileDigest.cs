@@ -18,6 +18,10 @@ public sealed record FileDigest(
         return new FileDigest(relativePath.Replace('\\', '/'), Prefix(hash), stream.Length);
     }
 
+    /// <summary>The digest of a file just written, whose SHA-256 was computed as its bytes went out (its size is read from disk).</summary>
+    public static FileDigest Written(string folder, string relativePath, byte[] sha256) =>
+        new(relativePath.Replace('\\', '/'), Prefix(sha256), new FileInfo(System.IO.Path.Combine(folder, relativePath)).Length);
+
     public static string Prefix(ReadOnlySpan<byte> hash) => "sha256:" + Convert.ToHexStringLower(hash);
 
     public static string Of(ReadOnlySpan<byte> bytes) => Prefix(SHA256.HashData(bytes));

@@ -41,8 +41,12 @@ public sealed record TrainingRecord(
 /// <summary>Held-out perplexity of the anchor alone and of anchor + expert.</summary>
 public sealed record ValidationRecord(long Tokens, double AnchorPerplexity, double ExpertPerplexity);
 
-/// <summary>Where an expert that this tool did not train came from (imported, or decomposed from a composed model).</summary>
-public sealed record ExpertOrigin(string Kind, string SourceConfigSha256, string SourceTensorsSha256, int SourceExpert, string RouterBias, string? Source = null)
+/// <summary>
+/// Where an expert that this tool did not train came from (imported, or decomposed from a composed model). Import
+/// records the source's tensor fingerprint; decompose does not hash its whole source a second time (the anchor's
+/// fingerprint names the public part, the weights file's digest the expert).
+/// </summary>
+public sealed record ExpertOrigin(string Kind, string SourceConfigSha256, string? SourceTensorsSha256, int SourceExpert, string RouterBias, string? Source = null)
 {
     public const string Imported = "imported";
     public const string Decomposed = "decomposed";

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using FlexOlmo.Formats;
 using FlexOlmo.Formats.Safetensors;
 
 namespace FlexOlmo.Packages;
@@ -32,7 +33,7 @@ public static class TensorFingerprint
             hash.AppendData(Encoding.UTF8.GetBytes($"{tensor.Name}\0{tensor.DType}\0{string.Join(",", tensor.Shape)}\0"));
             BinaryPrimitives.WriteInt64LittleEndian(length, tensor.ByteLength);
             hash.AppendData(length);
-            using var sink = new HashingSink(hash);
+            using var sink = new HashingStream(hash);
             tensor.WriteData(sink);
         }
 
@@ -43,31 +44,5 @@ public static class TensorFingerprint
     {
         using var checkpoint = SafetensorsCheckpoint.Open(checkpointFolder);
         return Compute(checkpoint);
-    }
-
-    /// <summary>A write-only stream that feeds a hash (so the tensor streams through a small buffer).</summary>
-    private sealed class HashingSink(IncrementalHash hash) : Stream
-    {
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => hash.AppendData(buffer, offset, count);
     }
 }

@@ -40,7 +40,8 @@ public sealed class ReleasedModelTests(CompositionFixture fixture, ITestOutputHe
             var (m, d) = (original.Manifest.Value, decomposed.Manifest.Value);
             Assert.Equal((m.Name, m.Version, m.Owner, m.License, m.Anchor.Fingerprint), (d.Name, d.Version, d.Owner, d.License, d.Anchor.Fingerprint));
             Assert.Equal((ExpertOrigin.Decomposed, ExpertOrigin.BiasFromSidecar), (d.Origin!.Kind, d.Origin.RouterBias));
-            Assert.Equal(TensorFingerprint.Compute(composed), d.Origin.SourceTensorsSha256);
+            Assert.Equal(FileDigest.Compute(composed, ModelConfig.FileName).Sha256, d.Origin.SourceConfigSha256);
+            Assert.Null(d.Origin.SourceTensorsSha256); // the anchor's fingerprint names the public part, the weights digest the expert
             Assert.Null(d.Training);
         }
 

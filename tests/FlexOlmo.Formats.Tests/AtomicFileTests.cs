@@ -21,6 +21,45 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public void Write_OfManyMegabytes_KeepsEveryByteInOrder()
+    {
+        using var temp = new TempDirectory("atomic");
+        var path = temp.File("big.bin");
+        var piece = new byte[(3 << 20) + 7]; // an odd size, not a multiple of the stream's 1 MiB buffer
+        const int pieces = 30;
+
+        AtomicFile.Write(path, stream =>
+        {
+            for (var i = 0; i < pieces; i++)
+            {
+                Array.Fill(piece, (byte)i);
+                stream.Write(piece);
+            }
+        });
+
+        Assert.Equal((long)piece.Length * pieces, new FileInfo(path).Length);
+        using var read = File.OpenRead(path);
+        var back = new byte[piece.Length];
+        for (var i = 0; i < pieces; i++)
+        {
+            read.ReadExactly(back);
+            Assert.True(back.All(b => b == (byte)i), $"piece {i}");
+        }
+    }
+
+    [Fact]
+    public void HashingStream_DigestOfWhatWasWritten_EqualsTheFilesSha256()
+    {
+        using var temp = new TempDirectory("atomic");
+        var path = temp.File("t.safetensors");
+
+        var digest = FlexOlmo.Formats.Safetensors.SafetensorsWriter.WriteFileHashed(
+            path, [new FlexOlmo.Formats.Safetensors.TensorToWrite("x", FlexOlmo.Formats.Safetensors.SafetensorsDType.U8, [1000], s => s.Write(Enumerable.Range(0, 1000).Select(i => (byte)i).ToArray()))]);
+
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)), digest);
+    }
+
+    [Fact]
     public void WriteDirectory_RefusesAnExistingTarget_AndBuildsUnderATemporaryName()
     {
         using var temp = new TempDirectory("atomic-dir");

@@ -112,7 +112,7 @@ internal static class InspectCommand
         output.WriteLine($"router      {Describe(m.RouterEmbedding)}");
         if (m.Origin is { } origin)
         {
-            output.WriteLine($"origin      {origin.Kind} from {origin.Source ?? "a checkpoint"} (expert {origin.SourceExpert}; config {origin.SourceConfigSha256[..19]}, tensors {origin.SourceTensorsSha256[..19]}; router bias: {origin.RouterBias})");
+            output.WriteLine($"origin      {origin.Kind} from {origin.Source ?? "a checkpoint"} (expert {origin.SourceExpert}; config {origin.SourceConfigSha256[..19]}, {(origin.SourceTensorsSha256 is { } tensors ? $"tensors {tensors[..19]}" : "public part = the anchor")}; router bias: {origin.RouterBias})");
         }
 
         if (m.Training is { } t)

@@ -70,24 +70,25 @@ public static class Decomposer
         var modelName = FlexExpertPackages.NameOf(request.Model);
         var anchorName = sidecar?.AnchorName ?? DefaultAnchorName(modelName);
         using var flex = SafetensorsCheckpoint.Open(request.Model);
-        AnchorPackage? anchor = null;
-        var experts = new List<ExpertPackage>();
 
-        // The source's tensor digest (recorded as each expert's origin) streams on the other core while the parts are written.
-        using var sourceTensors = new BackgroundWork<string>(token => TensorFingerprint.Compute(flex, token), cancellationToken);
+        // The experts' weights stream on the other core while the anchor is written; the manifests follow once the
+        // anchor's fingerprint is known.
+        var biases = Enumerable.Range(0, config.NumExperts).Select(e => FlexExpertPackages.SidecarEntry(sidecar, e)?.RouterBias is { } b && b.Count == config.NumHiddenLayers ? b : null).ToList();
         AtomicFile.WriteDirectory(request.Out, folder =>
         {
-            log?.Report($"writing anchor {anchorName} (the public part of {modelName})");
-            anchor = WriteAnchor(Path.Combine(folder, AnchorFolder), anchorName, request, flex, config, sidecar, cancellationToken);
-            var digest = sourceTensors.Result;
+            using var weights = new BackgroundWork<FileDigest[]>(
+                token => Enumerable.Range(1, config.NumExperts - 1)
+                    .Select(e => FlexExpertPackages.WriteWeights(Path.Combine(folder, ExpertsFolder, names[e - 1]), flex, config, e, biases[e] ?? new float[config.NumHiddenLayers], token))
+                    .ToArray(),
+                cancellationToken);
+            log?.Report($"writing anchor {anchorName} (the public part of {modelName}) and {config.NumExperts - 1} experts");
+            var anchor = WriteAnchor(Path.Combine(folder, AnchorFolder), anchorName, request, flex, config, sidecar, cancellationToken);
+            var files = weights.Result;
             for (var e = 1; e < config.NumExperts; e++)
             {
-                var name = names[e - 1];
-                log?.Report($"writing expert {e} as {name}");
                 var entry = FlexExpertPackages.SidecarEntry(sidecar, e);
-                var bias = entry?.RouterBias is { } b && b.Count == config.NumHiddenLayers ? b : null;
                 var manifest = new ExpertManifest(
-                    name,
+                    names[e - 1],
                     entry?.Version is { } v && Naming.IsValidVersion(v) ? v : "1.0.0",
                     Naming.CheckText(entry?.Owner ?? "unspecified", $"owner of expert {e} in {ComposedSidecar.FileName}", 200),
                     Naming.CheckText(entry?.License ?? "LicenseRef-unspecified", $"licence of expert {e} in {ComposedSidecar.FileName}", 100),
@@ -99,9 +100,8 @@ public static class Decomposer
                     DateTimeOffset.UtcNow,
                     ToolInfo.Current,
                     $"Expert {e} of {modelName}" + (sidecar?.RouterTuning is not null ? ", with the router rows tuned after composition" : string.Empty) + ".",
-                    FlexExpertPackages.Origin(ExpertOrigin.Decomposed, request.Model, digest, e, bias is not null));
-                var target = Directory.CreateDirectory(Path.Combine(folder, ExpertsFolder, name)).FullName;
-                FlexExpertPackages.Write(target, flex, config, e, bias ?? new float[config.NumHiddenLayers], manifest, cancellationToken);
+                    FlexExpertPackages.Origin(ExpertOrigin.Decomposed, request.Model, null, e, biases[e] is not null));
+                FlexExpertPackages.SaveManifest(Path.Combine(folder, ExpertsFolder, names[e - 1]), manifest, files[e - 1]);
             }
         });
         var full = Path.GetFullPath(request.Out);
@@ -126,7 +126,8 @@ public static class Decomposer
             t.Slice.CopyTo(stream);
         })).ToList();
         using var fingerprint = new BackgroundWork<string>(token => TensorFingerprint.Compute(tensors, token), cancellationToken);
-        SafetensorsWriter.WriteCheckpoint(modelFolder, tensors, request.ShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+        var digests = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        SafetensorsWriter.WriteCheckpoint(modelFolder, tensors, request.ShardBytes, new Dictionary<string, string> { ["format"] = "pt" }, digests: digests);
         var dense = PublicPart.DenseConfig(config);
         dense.Save(modelFolder);
         foreach (var file in ModelFolderFiles.CompanionsIn(request.Model))
@@ -146,7 +147,11 @@ public static class Decomposer
             Path.Combine(folder, AnchorPackage.RouterEmbeddingFile),
             PublicPart.RouterRows(flex, config, 0),
             new RouterEmbeddingProvenance("router-row", config.HiddenSize, Source: $"row 0 of each layer's router of {FlexExpertPackages.NameOf(request.Model)}"));
-        var files = ModelFolderFiles.List(modelFolder).Select(f => FileDigest.Compute(folder, $"{AnchorPackage.ModelFolderName}/{f}")).ToList();
+        var files = ModelFolderFiles.List(modelFolder).Select(f =>
+        {
+            var relative = $"{AnchorPackage.ModelFolderName}/{f}";
+            return digests.TryGetValue(Path.Combine(modelFolder, f), out var sha256) ? FileDigest.Written(folder, relative, sha256) : FileDigest.Compute(folder, relative);
+        }).ToList();
         AnchorPackage.WriteManifest(
             folder, name, computed, AnchorPackage.ModelFolderName, FlexExpertPackages.ArchitectureOf(config), provenance, files, $"The public part of {FlexExpertPackages.NameOf(request.Model)}, split off by decompose.");
         return AnchorPackage.Open(folder, verifyFiles: false);

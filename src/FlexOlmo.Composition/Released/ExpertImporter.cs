@@ -65,33 +65,60 @@ public static class ExpertImporter
         PublicPart.CheckDimensions(anchorConfig, config, $"--model {request.Model}");
         using var flex = SafetensorsCheckpoint.Open(request.Model);
         using var dense = SafetensorsCheckpoint.Open(anchor.ModelFolder);
-        log?.Report($"comparing {FlexExpertPackages.NameOf(request.Model)} with anchor {anchor.Manifest.Value.Name}, tensor by tensor");
+        log?.Report($"comparing {FlexExpertPackages.NameOf(request.Model)} with anchor {anchor.Manifest.Value.Name}, tensor by tensor, while its expert is copied");
 
-        // The source's digest streams on one core while the comparison streams on the other.
-        using var sourceTensors = new BackgroundWork<string>(token => TensorFingerprint.Compute(flex, token), cancellationToken);
-        if (PublicPart.FirstDifference(dense, flex, config) is { } difference)
-        {
-            throw new PackageException($"--model {request.Model}: is not built on anchor {anchor.Manifest.Value.Name} ({anchor.Fingerprint}): it differs first in {difference}. Give the anchor this model was trained against.");
-        }
+        // Three streams over the same files, on both cores: the comparison with the anchor, the source's digest, and the
+        // expert's copy into a temporary folder, which is stopped at the first difference and renamed only if none was found.
+        using var copy = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var comparison = new BackgroundWork<string?>(
+            token =>
+            {
+                var difference = PublicPart.FirstDifference(dense, flex, config, token);
+                if (difference is not null)
+                {
+                    copy.Cancel();
+                }
 
-        CheckPublicRouterRows(request, anchor, flex, config);
+                return difference;
+            },
+            cancellationToken);
+        using var sourceTensors = new BackgroundWork<string>(token => TensorFingerprint.Compute(flex, token), copy.Token);
         var bias = entry?.RouterBias is { } b && b.Count == config.NumHiddenLayers ? b : null;
-        var manifest = new ExpertManifest(
-            request.Name,
-            version,
-            owner,
-            license,
-            new AnchorReference(anchor.Fingerprint, anchor.Manifest.Value.Name),
-            FlexExpertPackages.ArchitectureOf(anchorConfig),
-            FlexExpertPackages.RouterProvenance(config, 1, request.Model),
-            null,
-            [],
-            DateTimeOffset.UtcNow,
-            ToolInfo.Current,
-            request.Description,
-            FlexExpertPackages.Origin(ExpertOrigin.Imported, request.Model, sourceTensors.Result, 1, bias is not null));
         AtomicFile.WriteDirectory(request.Out, folder =>
-            FlexExpertPackages.Write(folder, flex, config, expert: 1, bias ?? new float[config.NumHiddenLayers], manifest, cancellationToken));
+        {
+            FileDigest? weights = null;
+            try
+            {
+                weights = FlexExpertPackages.WriteWeights(folder, flex, config, expert: 1, bias ?? new float[config.NumHiddenLayers], copy.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // stopped because the comparison found a difference, reported just below
+            }
+
+            if (comparison.Result is { } difference)
+            {
+                throw new PackageException($"--model {request.Model}: is not built on anchor {anchor.Manifest.Value.Name} ({anchor.Fingerprint}): it differs first in {difference}. Give the anchor this model was trained against. Nothing was written.");
+            }
+
+            CheckPublicRouterRows(request, anchor, flex, config);
+
+            var manifest = new ExpertManifest(
+                request.Name,
+                version,
+                owner,
+                license,
+                new AnchorReference(anchor.Fingerprint, anchor.Manifest.Value.Name),
+                FlexExpertPackages.ArchitectureOf(anchorConfig),
+                FlexExpertPackages.RouterProvenance(config, 1, request.Model),
+                null,
+                [],
+                DateTimeOffset.UtcNow,
+                ToolInfo.Current,
+                request.Description,
+                FlexExpertPackages.Origin(ExpertOrigin.Imported, request.Model, sourceTensors.Result, 1, bias is not null));
+            FlexExpertPackages.SaveManifest(folder, manifest, weights!);
+        });
         return ExpertPackage.Open(request.Out, verifyFiles: false);
     }
 

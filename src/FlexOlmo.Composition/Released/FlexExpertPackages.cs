@@ -9,13 +9,16 @@ namespace FlexOlmo.Composition.Released;
 
 /// <summary>
 /// Writes one expert of a FlexOlmo checkpoint as an expert package, in the form train-expert writes: per layer its
-/// FFN and router row, copied byte for byte in the checkpoint's dtype, and a router bias; then expert.json.
-/// Shared by import-expert and decompose.
+/// FFN and router row, copied byte for byte in the checkpoint's dtype, and a router bias; then expert.json (once the
+/// caller's checks have passed). Shared by import-expert and decompose.
 /// </summary>
 internal static class FlexExpertPackages
 {
-    /// <param name="manifest">expert.json as it will be, but for its files (which this fills in).</param>
-    public static ExpertPackage Write(string folder, SafetensorsCheckpoint flex, ModelConfig config, int expert, IReadOnlyList<float> bias, ExpertManifest manifest, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes expert <paramref name="expert"/>'s weights file into <paramref name="folder"/>; returns its digest, hashed
+    /// as it was written.
+    /// </summary>
+    public static FileDigest WriteWeights(string folder, SafetensorsCheckpoint flex, ModelConfig config, int expert, IReadOnlyList<float> bias, CancellationToken cancellationToken)
     {
         var tensors = new List<TensorToWrite>();
         for (var layer = 0; layer < config.NumHiddenLayers; layer++)
@@ -42,9 +45,15 @@ internal static class FlexExpertPackages
             }));
         }
 
-        SafetensorsWriter.WriteFile(Path.Combine(folder, ExpertTensorNames.WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "flexolmo-expert" });
-        var written = manifest with { Files = [FileDigest.Compute(folder, ExpertTensorNames.WeightsFile)] };
-        SignedDocument<ExpertManifest>.Create(written, SchemaValidator.ExpertManifest, key: null).Save(Path.Combine(folder, ExpertManifest.FileName));
+        Directory.CreateDirectory(folder);
+        var sha256 = SafetensorsWriter.WriteFileHashed(Path.Combine(folder, ExpertTensorNames.WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "flexolmo-expert" });
+        return FileDigest.Written(folder, ExpertTensorNames.WeightsFile, sha256);
+    }
+
+    /// <summary>Writes expert.json (unsigned: the owner signs it with publish) beside the weights and opens the package.</summary>
+    public static ExpertPackage SaveManifest(string folder, ExpertManifest manifest, FileDigest weights)
+    {
+        SignedDocument<ExpertManifest>.Create(manifest with { Files = [weights] }, SchemaValidator.ExpertManifest, key: null).Save(Path.Combine(folder, ExpertManifest.FileName));
         return ExpertPackage.Open(folder, verifyFiles: false);
     }
 
@@ -53,7 +62,7 @@ internal static class FlexExpertPackages
     /// <see cref="TensorFingerprint"/> computes them, so anyone can check them against the source), which expert it
     /// was, and whether its router bias came along.
     /// </summary>
-    public static ExpertOrigin Origin(string kind, string model, string tensorsDigest, int expert, bool hasBias) =>
+    public static ExpertOrigin Origin(string kind, string model, string? tensorsDigest, int expert, bool hasBias) =>
         new(kind, ConfigDigest(model), tensorsDigest, expert, hasBias ? ExpertOrigin.BiasFromSidecar : ExpertOrigin.NoBias, NameOf(model));
 
     /// <summary>The router provenance of an expert taken from a checkpoint: its row of every layer's router.</summary>

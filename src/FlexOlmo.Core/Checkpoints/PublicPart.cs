@@ -71,11 +71,12 @@ public static class PublicPart
     /// The first tensor in which <paramref name="dense"/> is not the public part of <paramref name="flex"/> (by name,
     /// dtype, shape and every byte, streamed), or null when it is exactly that.
     /// </summary>
-    public static string? FirstDifference(SafetensorsCheckpoint dense, SafetensorsCheckpoint flex, ModelConfig flexConfig)
+    public static string? FirstDifference(SafetensorsCheckpoint dense, SafetensorsCheckpoint flex, ModelConfig flexConfig, CancellationToken cancellationToken = default)
     {
         var covered = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (denseName, slice) in Tensors(flex, flexConfig))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             covered.Add(denseName);
             if (!dense.Contains(denseName))
             {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -11,7 +12,18 @@ namespace FlexOlmo.Formats.Safetensors;
 public static class SafetensorsWriter
 {
     /// <summary>Writes one safetensors file atomically.</summary>
-    public static void WriteFile(string path, IReadOnlyList<TensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void WriteFile(string path, IReadOnlyList<TensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Write(path, tensors, metadata, hash: null);
+
+    /// <summary>Writes one safetensors file atomically and returns the SHA-256 of its bytes, hashed as they were written.</summary>
+    public static byte[] WriteFileHashed(string path, IReadOnlyList<TensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Write(path, tensors, metadata, hash);
+        return hash.GetHashAndReset();
+    }
+
+    private static void Write(string path, IReadOnlyList<TensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata, IncrementalHash? hash)
     {
         CheckNames(tensors, path);
         var infos = new List<SafetensorsTensorInfo>(tensors.Count);
@@ -24,8 +36,10 @@ public static class SafetensorsWriter
         }
 
         var header = SafetensorsHeader.Serialize(infos, metadata);
-        AtomicFile.Write(path, stream =>
+        AtomicFile.Write(path, file =>
         {
+            using var hashing = hash is null ? null : new HashingStream(hash, file);
+            var stream = hashing ?? file;
             Span<byte> prefix = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
             stream.Write(prefix);
@@ -45,14 +59,15 @@ public static class SafetensorsWriter
     /// <summary>
     /// Writes a Hugging Face checkpoint into <paramref name="directory"/>: <c>{baseName}.safetensors</c> when it fits in
     /// one shard, else <c>{baseName}-0000i-of-0000n.safetensors</c> plus <c>{baseName}.safetensors.index.json</c>.
-    /// Returns the files written.
+    /// Returns the files written; <paramref name="digests"/>, when given, receives each weights file's SHA-256.
     /// </summary>
     public static IReadOnlyList<string> WriteCheckpoint(
         string directory,
         IReadOnlyList<TensorToWrite> tensors,
         long maxShardBytes,
         IReadOnlyDictionary<string, string>? metadata = null,
-        string baseName = "model")
+        string baseName = "model",
+        IDictionary<string, byte[]>? digests = null)
     {
         if (maxShardBytes < 1)
         {
@@ -75,11 +90,23 @@ public static class SafetensorsWriter
             current += tensor.ByteLength;
         }
 
+        void WriteShard(string path, List<TensorToWrite> shard)
+        {
+            if (digests is null)
+            {
+                WriteFile(path, shard, metadata);
+            }
+            else
+            {
+                digests.Add(path, WriteFileHashed(path, shard, metadata));
+            }
+        }
+
         var written = new List<string>();
         if (shards.Count == 1)
         {
             var single = Path.Combine(directory, $"{baseName}.safetensors");
-            WriteFile(single, shards[0], metadata);
+            WriteShard(single, shards[0]);
             written.Add(single);
             return written;
         }
@@ -89,7 +116,7 @@ public static class SafetensorsWriter
         {
             var name = $"{baseName}-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
             var path = Path.Combine(directory, name);
-            WriteFile(path, shards[i], metadata);
+            WriteShard(path, shards[i]);
             written.Add(path);
             foreach (var tensor in shards[i])
             {
