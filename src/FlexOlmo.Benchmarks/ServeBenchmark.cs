@@ -2,15 +2,25 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using FlexOlmo.Core.Checkpoints;
+using FlexOlmo.Core.Generation;
 using FlexOlmo.Serving;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Benchmarks;
 
 /// <summary>
-/// A load generator against a real server on 127.0.0.1: throughput (generated tokens/s) and time-to-first-token
-/// p50/p99 at 1, 8 and 32 concurrent clients, all requests unmasked versus random expert masks. Goal: random-mask
-/// throughput within 10% of unmasked. The model is a random FlexOlmo (hidden 512, 8 layers, 8 experts top-2).
+/// A load generator against a real server on 127.0.0.1, on a random FlexOlmo (hidden 512, 8 layers, 8 experts top-2):
+/// <list type="bullet">
+/// <item>throughput (generated tokens/s) and time-to-first-token p50/p99 at 1, 8 and 32 concurrent clients, unmasked
+/// and with random expert masks;</item>
+/// <item>8 clients against offline batch-8 decoding of the same model and requests (<c>flexolmo generate</c>'s path);
+/// goal 0.9x;</item>
+/// <item>random masks against none at 8 clients, over several alternating rounds so that the spread shows; goal
+/// 0.95x;</item>
+/// <item>a 2,048-token prompt arriving while 8 clients decode: the longest gap between their tokens while it is
+/// prefilled against their usual gap (goal at most 2x), and its time to first token against its prefill alone
+/// (goal at most 1.5x).</item>
+/// </list>
 /// </summary>
 internal static class ServeBenchmark
 {
@@ -47,6 +57,10 @@ internal static class ServeBenchmark
                     });
                 }
             }
+
+            await Offline(report, http, options, tokens, requestsPerClient);
+            await MaskRounds(report, http, tokens, requestsPerClient);
+            await LongPrompt(report, http, tokens);
         }
         finally
         {
@@ -54,6 +68,138 @@ internal static class ServeBenchmark
         }
 
         report.Save(json);
+    }
+
+    /// <summary>8 clients through the server against the same 8 requests decoded offline as one batch.</summary>
+    private static async Task Offline(Report report, HttpClient http, ServerOptions options, int tokens, int requestsPerClient)
+    {
+        const int Clients = 8;
+        using var host = ModelHost.Load(options);
+        var generator = new TextGenerator(host.Model, null);
+        var requests = Enumerable.Range(0, Clients)
+            .Select(c => new GenerationRequest(Prompt(c, 0, 32), new SamplingOptions { MaxNewTokens = tokens }))
+            .ToArray();
+        generator.Generate(requests.Select(r => r with { Sampling = r.Sampling with { MaxNewTokens = 2 } }).ToArray()); // warm-up
+        var best = 0.0;
+        for (var round = 0; round < 3; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            var results = generator.Generate(requests);
+            best = Math.Max(best, results.Sum(r => r.TokenIds.Count) / watch.Elapsed.TotalSeconds);
+        }
+
+        var (served, _, _) = await Load(http, Clients, requestsPerClient, tokens, masked: false, new Random(1));
+        report.Add(new()
+        {
+            ["comparison"] = "8 clients vs offline batch 8",
+            ["server_tokens_per_s"] = served,
+            ["offline_tokens_per_s"] = best,
+            ["ratio"] = served / best,
+        });
+    }
+
+    /// <summary>Random masks against none at 8 clients, alternating for several rounds: mean, spread and ratio.</summary>
+    private static async Task MaskRounds(Report report, HttpClient http, int tokens, int requestsPerClient)
+    {
+        const int Rounds = 4;
+        var plain = new List<double>();
+        var masked = new List<double>();
+        for (var round = 0; round < Rounds; round++)
+        {
+            plain.Add((await Load(http, 8, requestsPerClient, tokens, masked: false, new Random(round))).TokensPerSecond);
+            masked.Add((await Load(http, 8, requestsPerClient, tokens, masked: true, new Random(round))).TokensPerSecond);
+        }
+
+        static string Spread(List<double> values) => $"{values.Min():0.0}-{values.Max():0.0} ({(values.Max() - values.Min()) / values.Average() * 100:0.0}%)";
+        report.Add(new()
+        {
+            ["comparison"] = $"random masks vs none, 8 clients, {Rounds} rounds",
+            ["none_tokens_per_s"] = plain.Average(),
+            ["none_spread"] = Spread(plain),
+            ["masked_tokens_per_s"] = masked.Average(),
+            ["masked_spread"] = Spread(masked),
+            ["ratio"] = masked.Average() / plain.Average(),
+        });
+    }
+
+    /// <summary>A 2,048-token prompt arriving while 8 clients decode: their longest gap, and its time to first token.</summary>
+    private static async Task LongPrompt(Report report, HttpClient http, int tokens)
+    {
+        const int Long = 2048;
+        var longPrompt = Prompt(99, 0, Long);
+        var alone = double.MaxValue;
+        for (var round = 0; round < 2; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            var first = 0.0;
+            await Stream(http, Request(longPrompt, 1), () => first = first == 0 ? watch.Elapsed.TotalSeconds : first);
+            alone = Math.Min(alone, first);
+        }
+
+        var clock = Stopwatch.StartNew();
+        var stamps = Enumerable.Range(0, 8).Select(_ => new List<double>()).ToArray();
+        var decoding = Enumerable.Range(0, 8)
+            .Select(c => Stream(http, Request(Prompt(c, 1, 32), Math.Max(tokens * 8, 256)), () =>
+            {
+                lock (stamps[c])
+                {
+                    stamps[c].Add(clock.Elapsed.TotalSeconds);
+                }
+            }))
+            .ToArray();
+        while (stamps.Any(s => s.Count < 20))
+        {
+            await Task.Delay(20);
+        }
+
+        var arrived = clock.Elapsed.TotalSeconds;
+        var firstToken = 0.0;
+        await Stream(http, Request(longPrompt, 1), () => firstToken = firstToken == 0 ? clock.Elapsed.TotalSeconds : firstToken);
+        await Task.WhenAll(decoding);
+
+        // The clients' usual gap: the median before the long prompt arrived; the worst: the longest gap that overlaps
+        // the long prompt's time in the server (arrival to its first token).
+        var before = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, Gap: b - a)).Where(g => g.Start + g.Gap < arrived).Select(g => g.Gap)).Order().ToArray();
+        var during = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, End: b)).Where(g => g.End > arrived && g.Start < firstToken).Select(g => g.End - g.Start)).DefaultIfEmpty(0).Max();
+        var usual = before[before.Length / 2];
+        report.Add(new()
+        {
+            ["comparison"] = $"a {Long}-token prompt while 8 clients decode",
+            ["usual_gap_ms"] = usual * 1000,
+            ["longest_gap_ms"] = during * 1000,
+            ["stall_ratio"] = during / usual,
+            ["ttft_ms"] = (firstToken - arrived) * 1000,
+            ["prefill_alone_ms"] = alone * 1000,
+            ["ttft_ratio"] = (firstToken - arrived) / alone,
+        });
+    }
+
+    private static int[] Prompt(int client, int request, int length) =>
+        Enumerable.Range(0, length).Select(i => ((client * 131) + (request * 17) + (i * 7) + 1) % 50000).ToArray();
+
+    private static JsonObject Request(int[] prompt, int tokens) => new()
+    {
+        ["prompt"] = new JsonArray(prompt.Select(t => (JsonNode)t).ToArray()),
+        ["max_tokens"] = tokens,
+        ["temperature"] = 0,
+        ["ignore_eos"] = true,
+        ["stream"] = true,
+    };
+
+    /// <summary>Streams one request, calling <paramref name="onToken"/> for every chunk that carries a token.</summary>
+    private static async Task Stream(HttpClient http, JsonObject request, Action onToken)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(request) };
+        using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead);
+        response.EnsureSuccessStatusCode();
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("data: {", StringComparison.Ordinal) && line.Contains("\"token_ids\":[", StringComparison.Ordinal) && !line.Contains("\"token_ids\":[]", StringComparison.Ordinal))
+            {
+                onToken();
+            }
+        }
     }
 
     private static async Task<(double TokensPerSecond, double P50, double P99)> Load(HttpClient http, int clients, int requestsPerClient, int tokens, bool masked, Random random)

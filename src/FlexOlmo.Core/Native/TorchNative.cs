@@ -63,6 +63,7 @@ public static partial class TorchNative
                 return;
             }
 
+            OpenMpWaitPolicy.Apply();
             PreloadLibTorch(directory, requested is not null, log);
             var bridge = Path.Combine(appDirectory, BridgeFileName);
             if (!File.Exists(bridge))
