@@ -47,6 +47,9 @@ internal sealed class EngineSequence
 
     internal long Position { get; set; }
 
+    /// <summary>Prompt positions already in the cache (the prompt is prefilled in chunks).</summary>
+    internal int Prefilled { get; set; }
+
     internal int LastToken { get; set; }
 
     internal void Emit(SequenceEvent e) => _events.Writer.TryWrite(e);

@@ -9,8 +9,10 @@ namespace FlexOlmo.Serving;
 // R=sequences in the batch, E=experts, V=vocabulary
 
 /// <summary>
-/// Continuous batching on one thread that owns the model: new sequences are prefilled alone as soon as a slot frees,
-/// then decoded together with the others, one token per step, each with its own expert mask (re-applied every step,
+/// Continuous batching on one thread that owns the model: a new sequence takes a slot as soon as one frees and is
+/// prefilled alone, in <see cref="PrefillChunks"/> run between decode steps (at most one chunk's worth of positions
+/// per step, so a long prompt delays the others' tokens by about one chunk, never by its whole prefill), then decoded
+/// together with the others, one token per step, each with its own expert mask (re-applied every step,
 /// so a revocation takes effect immediately) and its own KV cache. Decoding is row-invariant: a sequence's tokens do
 /// not depend on what else is in its batch and equal what <c>flexolmo generate</c> produces.
 /// Failures are per sequence: a sequence whose prefill, sampling or text fails is completed with an error and leaves
@@ -50,6 +52,9 @@ internal sealed class GenerationEngine : IDisposable
     /// <summary>Test seam: runs on the engine thread before each decode forward pass over its rows; what it throws fails that pass.</summary>
     internal Action<IReadOnlyList<EngineSequence>>? BeforeForward { get; set; }
 
+    /// <summary>Test seam: runs on the engine thread after each prefill chunk of a sequence.</summary>
+    internal Action<EngineSequence>? AfterPrefillChunk { get; set; }
+
     /// <summary>
     /// Queues all of a request's sequences, or none: when they do not all fit in the queue, nothing is queued and the
     /// request gets 429 (with Retry-After).
@@ -77,18 +82,20 @@ internal sealed class GenerationEngine : IDisposable
     {
         using var noGrad = no_grad();
         var active = new List<EngineSequence>();
+        var prefilling = new List<EngineSequence>(); // admitted, prompt not yet all in the cache; first come, first served
         while (!_stop.IsCancellationRequested)
         {
             try
             {
-                foreach (var gone in active.Where(s => s.Aborted.IsCancellationRequested).ToList())
+                foreach (var gone in active.Concat(prefilling).Where(s => s.Aborted.IsCancellationRequested).ToList())
                 {
                     gone.State.Finish("cancelled");
                     Finish(gone);
                     active.Remove(gone);
+                    prefilling.Remove(gone);
                 }
 
-                while (active.Count < _options.MaxBatch && _pending.TryDequeue(out var next))
+                while (active.Count + prefilling.Count < _options.MaxBatch && _pending.TryDequeue(out var next))
                 {
                     _metrics.Queued = Interlocked.Decrement(ref _pendingCount);
                     if (next.Aborted.IsCancellationRequested)
@@ -97,16 +104,21 @@ internal sealed class GenerationEngine : IDisposable
                         continue;
                     }
 
-                    if (Prefill(next))
+                    if (Admit(next))
                     {
-                        active.Add(next);
+                        prefilling.Add(next);
                     }
                 }
 
+                PrefillSome(prefilling, active);
                 _metrics.Active = active.Count;
                 if (active.Count == 0)
                 {
-                    _signal.Wait(250);
+                    if (prefilling.Count == 0)
+                    {
+                        _signal.Wait(250);
+                    }
+
                     continue;
                 }
 
@@ -117,30 +129,85 @@ internal sealed class GenerationEngine : IDisposable
             {
                 // Only bookkeeping outside the per-sequence guards can get here; fail what is active, keep serving.
                 var id = ErrorId();
-                _logger.LogError(e, "engine error {ErrorId}; failing the {Count} active sequences", id, active.Count);
-                foreach (var sequence in active)
+                _logger.LogError(e, "engine error {ErrorId}; failing the {Count} active sequences", id, active.Count + prefilling.Count);
+                foreach (var sequence in active.Concat(prefilling))
                 {
                     Fail(sequence, id);
                 }
 
                 active.Clear();
+                prefilling.Clear();
             }
         }
     }
 
-    /// <summary>Runs a new sequence's prompt alone (exactly as generate does) and takes its first token; false when it is done or failed.</summary>
-    private bool Prefill(EngineSequence sequence)
+    /// <summary>Gives a new sequence its KV cache; false (and the sequence failed) when that fails.</summary>
+    private bool Admit(EngineSequence sequence)
+    {
+        try
+        {
+            sequence.Cache = _host.Model.CreateCache(1, sequence.State.Request.PromptIds.Count + sequence.State.Request.Sampling.MaxNewTokens);
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Fail(sequence, e, "prefill");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Prefills chunks of the waiting prompts in order, up to one chunk's worth of positions (always at least one
+    /// chunk); a sequence whose prompt is all in its cache takes its first token and joins the decoding rows.
+    /// </summary>
+    private void PrefillSome(List<EngineSequence> prefilling, List<EngineSequence> active)
+    {
+        var spent = 0;
+        while (prefilling.Count > 0)
+        {
+            var sequence = prefilling[0];
+            var promptLength = sequence.State.Request.PromptIds.Count;
+            var chunk = PrefillChunks.Next(sequence.Prefilled, promptLength);
+            if (spent > 0 && spent + chunk.Length > PrefillChunks.Tokens)
+            {
+                return;
+            }
+
+            spent += chunk.Length;
+            var last = chunk.Start + chunk.Length == promptLength;
+            var goesOn = PrefillChunk(sequence, chunk, last);
+            if (!goesOn || last)
+            {
+                prefilling.RemoveAt(0);
+                if (goesOn)
+                {
+                    active.Add(sequence);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs one chunk of a sequence's prompt alone (exactly as generate does) and, after the last, takes its first
+    /// token; false when the sequence is done or failed.
+    /// </summary>
+    private bool PrefillChunk(EngineSequence sequence, (int Start, int Length) chunk, bool last)
     {
         try
         {
             using var scope = NewDisposeScope();
             var prompt = sequence.State.Request.PromptIds;
-            sequence.Cache = _host.Model.CreateCache(1, prompt.Count + sequence.State.Request.Sampling.MaxNewTokens);
-            var bias = Bias([sequence]);
-            var ids = tensor(prompt.Select(t => (long)t).ToArray(), [1, prompt.Count]).to(_host.Model.Device); // [1, P]
+            var ids = tensor(prompt.Skip(chunk.Start).Take(chunk.Length).Select(t => (long)t).ToArray(), [1, chunk.Length]).to(_host.Model.Device); // [1, C]
             using var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
-            var logits = _host.Model.Forward(ids, new ForwardOptions { Cache = sequence.Cache, ExpertBias = bias, LastTokenOnly = true, Trace = trace }); // [1, 1, V]
+            var logits = _host.Model.Forward(ids, new ForwardOptions { Cache = sequence.Cache, ExpertBias = Bias([sequence]), LastTokenOnly = true, Trace = trace }); // [1, 1, V]
             CountUsage(trace);
+            sequence.Prefilled = chunk.Start + chunk.Length;
+            AfterPrefillChunk?.Invoke(sequence);
+            if (!last)
+            {
+                return true;
+            }
+
             sequence.Position = prompt.Count;
             _metrics.PromptTokens(prompt.Count);
             Accept(sequence, logits[0, 0]);

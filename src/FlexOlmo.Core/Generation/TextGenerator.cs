@@ -18,8 +18,8 @@ public sealed record GenerationEvent(int Row, int TokenId, string Text);
 
 /// <summary>
 /// Batched incremental decoding: prompts of different lengths are left-padded (padding masked out of attention,
-/// positions counted from each row's first real token), one KV cache serves the batch, every row has its own expert
-/// mask and sampler, and finished rows leave the batch.
+/// positions counted from each row's first real token) and prefilled in <see cref="PrefillChunks"/>, one KV cache
+/// serves the batch, every row has its own expert mask and sampler, and finished rows leave the batch.
 /// </summary>
 public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokenizer)
 {
@@ -67,16 +67,24 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
             var mask = tensor(keyMask, [rows.Count, longest]).to(device); // [B, P]
             var padded = keyMask.Contains(false);
             var bias = ExpertBias(rows);
-            var logits = model.Forward(
-                tensor(ids, [rows.Count, longest]).to(device),
-                new ForwardOptions
-                {
-                    PositionIds = tensor(positions, [rows.Count, longest]).to(device),
-                    KeyMask = padded ? mask : null,
-                    Cache = cache,
-                    ExpertBias = bias,
-                    LastTokenOnly = true,
-                }); // [B, 1, V]
+            var promptIds = tensor(ids, [rows.Count, longest]).to(device); // [B, P]
+            var promptPositions = tensor(positions, [rows.Count, longest]).to(device); // [B, P]
+            var logits = empty(0);
+            foreach (var (start, length) in PrefillChunks.Of(longest))
+            {
+                logits.Dispose(); // only the last chunk's logits are needed
+                logits = model.Forward(
+                    promptIds.narrow(1, start, length),
+                    new ForwardOptions
+                    {
+                        PositionIds = promptPositions.narrow(1, start, length),
+                        KeyMask = padded ? mask.narrow(1, 0, start + length) : null,
+                        Cache = cache,
+                        ExpertBias = bias,
+                        LastTokenOnly = true,
+                    }); // [B, 1, V]
+            }
+
             var nextPositions = rows.Select(r => (long)r.Request.PromptIds.Count).ToArray();
             while (true)
             {

@@ -1,0 +1,28 @@
+namespace FlexOlmo.Core.Generation;
+
+/// <summary>
+/// How prompts are prefilled: in chunks of <see cref="Tokens"/> positions from the start, each one forward pass that
+/// extends the KV cache. One rule for <c>generate</c> and the server, so that a prompt gives the same numbers in both;
+/// the server interleaves the chunks of a long prompt with decode steps, so that the sequences being decoded are
+/// never stalled for a whole long prefill.
+/// </summary>
+public static class PrefillChunks
+{
+    /// <summary>
+    /// Positions per chunk: large enough that a chunk's matrix products run near the machine's peak, small enough that
+    /// one takes about as long as a decode step of a full batch on a CPU.
+    /// </summary>
+    public const int Tokens = 128;
+
+    /// <summary>The chunks of a prompt of <paramref name="length"/> positions: (start, length), in order.</summary>
+    public static IEnumerable<(int Start, int Length)> Of(int length)
+    {
+        for (var start = 0; start < length; start += Tokens)
+        {
+            yield return Next(start, length);
+        }
+    }
+
+    /// <summary>The chunk that follows the first <paramref name="done"/> positions of a prompt of <paramref name="length"/>.</summary>
+    public static (int Start, int Length) Next(int done, int length) => (done, Math.Min(Tokens, length - done));
+}
