@@ -16,7 +16,7 @@ namespace FlexOlmo.Core.Kernels;
 /// decoding, which streams every weight once per token, ran at half the memory bandwidth. Accumulates in fp32
 /// (bf16 weights are widened exactly); used only without autograd.
 /// </remarks>
-internal static unsafe class CpuGemv
+internal static unsafe partial class CpuGemv
 {
     /// <summary>Most fp32 input rows handled here (measured faster than libtorch up to 16 rows).</summary>
     public const int MaxRowsF32 = 16;
@@ -74,6 +74,20 @@ internal static unsafe class CpuGemv
         {
             var first = task * perTask;
             var last = Math.Min(o, first + perTask);
+            if (UsesAvx512(rows))
+            {
+                if (isBf16)
+                {
+                    Block512<Bf16Wide>(wAddress, (float*)xAddress, (float*)yAddress, k, o, first, last, rows);
+                }
+                else
+                {
+                    Block512<F32Wide>(wAddress, (float*)xAddress, (float*)yAddress, k, o, first, last, rows);
+                }
+
+                return;
+            }
+
             for (var m0 = 0; m0 < rows; m0 += RowsPerPass)
             {
                 var count = Math.Min(RowsPerPass, rows - m0);

@@ -28,6 +28,26 @@ public sealed class CpuGemvTests
         Assert.True(relative < tolerance, $"relative error {relative:E2}");
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 7)]
+    [InlineData(ScalarType.Float32, 16)]
+    [InlineData(ScalarType.BFloat16, 5)]
+    [InlineData(ScalarType.BFloat16, 16)]
+    public void Linear_OfSeveralRows_EqualsEachRowAlone_BitForBit(ScalarType dtype, int rows)
+    {
+        // Several rows take the AVX-512 tiles where the CPU has them, one row the AVX2 loop: the same arithmetic.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(6);
+        var weight = randn([777, 1030]).to(dtype); // outputs not a multiple of the tile, inputs not of the vector width
+        var input = randn([rows, 1030]).to(dtype);
+
+        var together = CpuGemv.Linear(input, weight);
+        var alone = cat(Enumerable.Range(0, rows).Select(r => CpuGemv.Linear(input.narrow(0, r, 1), weight)).ToArray(), 0);
+
+        Assert.True(together.equal(alone).all().item<bool>(), $"{dtype}, {rows} rows: a row's result depends on the rows beside it");
+    }
+
     [Fact]
     public void Applies_OnlyWithoutAutogradAndForSmallInputs()
     {
