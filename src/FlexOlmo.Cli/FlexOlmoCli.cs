@@ -21,6 +21,7 @@ internal static class FlexOlmoCli
             TokenizeCommand.Create(),
             GenerateCommand.Create(),
             TrainTokenizerCommand.Create(),
+            InitModelCommand.Create(),
             PretrainCommand.Create(),
             PrepareAnchorCommand.Create(),
             EmbedDomainCommand.Create(),

@@ -160,7 +160,21 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
         foreach (var config in new[] { "@m-badconfig/config.json", "@garbage.bin", "@dir", "@nonexistent", "@m-huge/config.json", "@m-mismatch/config.json" })
         {
             Add("pretrain", "--config", config, "--data", "@tokens.bin", "--out", "@out", "--steps", "1", "--seq-len", "16", "--batch-tokens", "32");
+            Add("init-model", "--config", config, "--out", "@out");
         }
+
+        foreach (var (option, value) in Pairs(["--preset", "--dtype", "--seed", "--shard-size"], ["", "x", "-1", "0", "99999999999999999999", "float64", "1KB"]))
+        {
+            Add(["init-model", .. option == "--preset" ? Array.Empty<string>() : ["--preset", "demo"], option, value, "--out", "@out"]);
+        }
+
+        foreach (var target in new[] { "@anchor", "@exp", "/proc/x", "@garbage.bin", "@dir" })
+        {
+            Add("init-model", "--preset", "demo", "--out", target);
+        }
+
+        Add("pretrain", "--preset", "olmo9", "--data", "@tokens.bin", "--out", "@out", "--steps", "1");
+        Add("pretrain", "--preset", "demo", "--config", "@golden/olmo2-tiny", "--data", "@tokens.bin", "--out", "@out", "--steps", "1");
 
         foreach (var data in Data)
         {

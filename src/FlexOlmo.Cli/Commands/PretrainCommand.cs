@@ -4,12 +4,13 @@ using FlexOlmo.Training.Pretraining;
 
 namespace FlexOlmo.Cli.Commands;
 
-/// <summary><c>flexolmo pretrain --config CONFIG.json --data PATH... --out DIR</c>: a small dense OLMo-2 from scratch.</summary>
+/// <summary><c>flexolmo pretrain --config CONFIG.json|--preset NAME --data PATH... --out DIR</c>: a small dense OLMo-2 from scratch.</summary>
 internal static class PretrainCommand
 {
     private static readonly TrainingSettings Defaults = new() { SeqLen = 512, BatchTokens = 16384, Lr = 3e-3, WeightDecay = 0.1 };
     private static readonly TrainingOptions Training = new(Defaults);
-    private static readonly Option<string> Config = new("--config") { Description = "An olmo2 config.json describing the model to train.", Required = true };
+    private static readonly Option<string?> Config = new("--config") { Description = "An olmo2 config.json describing the model to train." };
+    private static readonly Option<string?> Preset = new("--preset") { Description = $"A named shape instead of --config: {string.Join(", ", FlexOlmo.Core.Configuration.ModelPresets.Names)}." };
     private static readonly Option<string[]> Data = new("--data") { Description = "Training data (.txt, .jsonl(.gz), .npy/.bin).", Required = true, AllowMultipleArgumentsPerToken = true };
     private static readonly Option<string> Out = new("--out") { Description = "Output model folder.", Required = true };
     private static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "dolma2 or a tokenizer.json (copied into the model folder)." };
@@ -21,7 +22,7 @@ internal static class PretrainCommand
     {
         var command = new Command("pretrain", "Train a small dense OLMo-2 from scratch (all weights, weight decay 0.1) into a Hugging Face checkpoint folder.")
         {
-            Config, Data, Out, Tokenizer, Device, DType, TokenCacheFolder,
+            Config, Preset, Data, Out, Tokenizer, Device, DType, TokenCacheFolder,
         };
         foreach (var option in Training.All)
         {
@@ -37,6 +38,7 @@ internal static class PretrainCommand
         var request = new PretrainRequest
         {
             Config = context.Get(Config),
+            Preset = context.Get(Preset),
             Data = context.Get(Data),
             Out = context.Get(Out),
             Tokenizer = context.Get(Tokenizer),

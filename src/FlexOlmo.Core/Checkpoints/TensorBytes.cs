@@ -38,7 +38,11 @@ public static class TensorBytes
         _ => throw new CheckpointException($"dtype {dtype} has no safetensors spelling."),
     };
 
-    /// <summary>Reads <paramref name="shape"/> elements starting <paramref name="byteOffset"/> into a stored tensor, as a new CPU tensor of the stored dtype.</summary>
+    /// <summary>
+    /// Reads <paramref name="shape"/> elements starting <paramref name="byteOffset"/> into a stored tensor, as a new CPU
+    /// tensor of the stored dtype. Plain reads, not the memory map: copying from the map would leave every page of the
+    /// file resident beside the tensors until the file closes (measured: 2.2x the model's bytes for a 1B model).
+    /// </summary>
     public static Tensor Read(SafetensorsFile file, SafetensorsTensorInfo info, long byteOffset, long[] shape)
     {
         var dtype = ToScalarType(info.DType, file.Path);
@@ -50,7 +54,7 @@ public static class TensorBytes
         {
             var count = Math.Min(Chunk, length - done);
             using var part = flat.narrow(0, done / perElement, count / perElement);
-            file.Bytes(info, byteOffset + done, (int)count).CopyTo(part.bytes);
+            file.Read(info, byteOffset + done, part.bytes); // a plain read: the model's bytes are resident once, not again as mapped pages
         }
 
         return result;

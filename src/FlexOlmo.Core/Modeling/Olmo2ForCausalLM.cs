@@ -75,30 +75,40 @@ public sealed class Olmo2ForCausalLM : nn.Module
 
     /// <summary>
     /// Random init for training from scratch: every matrix N(0, 0.02) truncated at 3 sigma (as OLMo-2), norms 1.
-    /// Deterministic for a seed.
+    /// Deterministic for a seed, and the same values <see cref="Checkpoints.RandomCheckpoint"/> writes for it.
+    /// </summary>
+    public void InitializeWeights(long seed)
+    {
+        using var noGrad = no_grad();
+        using var generator = new Generator((ulong)seed, CPU);
+        foreach (var (_, parameter) in named_parameters())
+        {
+            using var values = InitialValues(parameter.shape, generator);
+            parameter.copy_(values);
+        }
+    }
+
+    /// <summary>
+    /// The initial values of one parameter of that shape (fp32, CPU), drawing from <paramref name="generator"/>: ones for
+    /// a norm's vector, N(0, 0.02) truncated at 3 sigma for a matrix. Parameters drawn in registration order from one
+    /// generator give <see cref="InitializeWeights"/>.
     /// </summary>
     /// <remarks>
     /// Sampled by inverse CDF (uniform in [Phi(-3), Phi(3)], then erfinv) because TorchSharp 0.107's native
     /// trunc_normal_ fills the tensor with the constant std and ignores the generator (found by a test here).
     /// </remarks>
-    public void InitializeWeights(long seed)
+    public static Tensor InitialValues(long[] shape, Generator generator)
     {
         const double Std = 0.02;
         const double Bound = 0.9973002039367398; // 2 * Phi(3) - 1
-        using var noGrad = no_grad();
-        var generator = new Generator((ulong)seed, CPU);
-        foreach (var (_, parameter) in named_parameters())
+        if (shape.Length == 1)
         {
-            if (parameter.dim() == 1)
-            {
-                parameter.fill_(1.0);
-                continue;
-            }
-
-            using var values = empty(parameter.shape, ScalarType.Float32, CPU);
-            values.uniform_(-Bound, Bound, generator).erfinv_().mul_(Std * Math.Sqrt(2)).clamp_(-3 * Std, 3 * Std);
-            parameter.copy_(values);
+            return ones(shape, ScalarType.Float32, CPU);
         }
+
+        var values = empty(shape, ScalarType.Float32, CPU);
+        values.uniform_(-Bound, Bound, generator).erfinv_().mul_(Std * Math.Sqrt(2)).clamp_(-3 * Std, 3 * Std);
+        return values;
     }
 
     /// <summary>Parameters with their Hugging Face names, in registration order.</summary>

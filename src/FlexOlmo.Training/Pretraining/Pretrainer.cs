@@ -12,7 +12,11 @@ namespace FlexOlmo.Training.Pretraining;
 /// <summary>What <c>flexolmo pretrain</c> was asked to do.</summary>
 public sealed record PretrainRequest
 {
-    public required string Config { get; init; }
+    /// <summary>A config.json; or give <see cref="Preset"/>.</summary>
+    public string? Config { get; init; }
+
+    /// <summary>A named shape (<see cref="ModelPresets"/>) instead of <see cref="Config"/>.</summary>
+    public string? Preset { get; init; }
 
     public required IReadOnlyList<string> Data { get; init; }
 
@@ -43,21 +47,26 @@ public static class Pretrainer
 {
     public static (TrainingOutcome Outcome, double? ValidationPerplexity) Train(PretrainRequest request, IProgress<string>? log, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        var config = ModelConfig.Load(request.Config);
+        var (config, source) = (request.Preset, request.Config) switch
+        {
+            (not null, null) => (ModelPresets.Get(request.Preset), $"--preset {request.Preset}"),
+            (null, not null) => (ModelConfig.Load(request.Config), request.Config),
+            _ => throw new TrainingException("Give exactly one of --config FILE and --preset NAME."),
+        };
         if (config.IsMoe)
         {
-            throw new TrainingException($"{request.Config}: pretrain builds a dense model; set model_type to \"olmo2\".");
+            throw new TrainingException($"{source}: pretrain builds a dense model; set model_type to \"olmo2\".");
         }
 
         if (config.EosTokenIds.Count == 0)
         {
-            throw new TrainingException($"{request.Config}: field 'eos_token_id' is missing; documents are separated by it.");
+            throw new TrainingException($"{source}: field 'eos_token_id' is missing; documents are separated by it.");
         }
 
         request.Settings.Validate(config.MaxPositionEmbeddings);
         var tokenizer = request.Tokenizer is not null ? TokenizerLoader.FromName(request.Tokenizer)
             : config.VocabSize >= Dolma2Tokenizer.MinimumVocabulary ? new Dolma2Tokenizer()
-            : throw new TrainingException($"{request.Config}: vocabulary {config.VocabSize} is not dolma2's; give --tokenizer PATH/tokenizer.json.");
+            : throw new TrainingException($"{source}: vocabulary {config.VocabSize} is not dolma2's; give --tokenizer PATH/tokenizer.json.");
         if (tokenizer.VocabularySize > config.VocabSize)
         {
             throw new TrainingException($"--tokenizer {tokenizer.Name} has {tokenizer.VocabularySize} ids but the config's vocab_size is {config.VocabSize}.");
