@@ -10,7 +10,7 @@ namespace FlexOlmo.Formats;
 /// call for it: on Linux it is sync_file_range with SYNC_FILE_RANGE_WRITE (durability still comes from the fsync at
 /// the end); elsewhere bytes only pass through.
 /// </summary>
-internal sealed partial class WritebackStream(FileStream inner) : Stream
+internal sealed partial class WritebackStream(FileStream inner) : WriteOnlyStream
 {
     private const long Window = 32L << 20;
     private const uint SyncFileRangeWrite = 2;
@@ -20,25 +20,7 @@ internal sealed partial class WritebackStream(FileStream inner) : Stream
     private Task _pending = Task.CompletedTask;
     private volatile bool _unsupported = !OperatingSystem.IsLinux();
 
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override void Flush() => inner.Flush();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
