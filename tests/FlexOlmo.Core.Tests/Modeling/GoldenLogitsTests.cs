@@ -1,5 +1,6 @@
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Modeling;
+using FlexOlmo.Core.Native;
 using FlexOlmo.Testing;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -24,6 +25,23 @@ public sealed class GoldenLogitsTests(ITestOutputHelper output)
         var maxDiff = MaxAbsDifference(logits, reference.Logits);
         output.WriteLine($"{fixture}: max |logits - transformers| = {maxDiff:E3}");
         Assert.True(maxDiff < Tolerance, $"{fixture}: max |logits - HF| = {maxDiff:E3}");
+    }
+
+    /// <summary>The same golden check on a GPU: needs FLEXOLMO_LIBTORCH at a CUDA libtorch, so it stays out of the default run.</summary>
+    [Theory]
+    [Trait(TestCategory.Name, TestCategory.Gpu)]
+    [InlineData("olmo2-tiny")]
+    [InlineData("flexolmo-tiny")]
+    [InlineData("flexolmo-tiny-optout")]
+    public void Forward_OnCuda_MatchesTransformersLogits_ForEachFixture(string fixture)
+    {
+        var reference = HfReference.Load(fixture);
+        using var model = CheckpointLoader.Load(reference.Folder, TorchRuntime.ResolveDevice("cuda"), ScalarType.Float32);
+        using var logits = Forward(model, reference.InputIds, null);
+
+        var maxDiff = MaxAbsDifference(logits, reference.Logits);
+        output.WriteLine($"{fixture} on {model.Device}: max |logits - transformers| = {maxDiff:E3}");
+        Assert.True(maxDiff < Tolerance, $"{fixture} on {model.Device}: max |logits - HF| = {maxDiff:E3}");
     }
 
     [Theory]
@@ -97,9 +115,10 @@ public sealed class GoldenLogitsTests(ITestOutputHelper output)
 
     internal static Tensor Forward(Olmo2ForCausalLM model, long[][] inputIds, Tensor? expertBias)
     {
-        using var ids = tensor(inputIds.SelectMany(r => r).ToArray(), [inputIds.Length, inputIds[0].Length]);
+        using var ids = tensor(inputIds.SelectMany(r => r).ToArray(), [inputIds.Length, inputIds[0].Length]).to(model.Device);
         using var noGrad = no_grad();
-        return model.Forward(ids, new ForwardOptions { ExpertBias = expertBias }).to(ScalarType.Float32);
+        using var logits = model.Forward(ids, new ForwardOptions { ExpertBias = expertBias?.to(model.Device) });
+        return logits.to(ScalarType.Float32).cpu();
     }
 
     internal static float MaxAbsDifference(Tensor logits, float[][][] expected)
