@@ -211,14 +211,7 @@ internal static class ServeBenchmark
         {
             for (var r = 0; r < requestsPerClient; r++)
             {
-                var request = new JsonObject
-                {
-                    ["prompt"] = new JsonArray(Enumerable.Range(0, 32).Select(i => (JsonNode)((c * 131) + (r * 17) + (i * 7) + 1)).ToArray()),
-                    ["max_tokens"] = tokens,
-                    ["temperature"] = 0,
-                    ["ignore_eos"] = true,
-                    ["stream"] = true,
-                };
+                var request = Request(Prompt(c, r, 32), tokens);
                 if (masked)
                 {
                     lock (random)
@@ -229,17 +222,9 @@ internal static class ServeBenchmark
                 }
 
                 var started = watch.Elapsed.TotalSeconds;
-                using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(request) };
-                using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead);
-                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
                 var first = true;
-                while (await reader.ReadLineAsync() is { } line)
+                await Stream(http, request, () =>
                 {
-                    if (!line.StartsWith("data: {", StringComparison.Ordinal) || !line.Contains("\"token_ids\":[", StringComparison.Ordinal) || line.Contains("\"token_ids\":[]", StringComparison.Ordinal))
-                    {
-                        continue;
-                    }
-
                     if (first)
                     {
                         lock (firstTokens)
@@ -251,7 +236,7 @@ internal static class ServeBenchmark
                     }
 
                     Interlocked.Increment(ref generated);
-                }
+                });
             }
         }));
         var seconds = watch.Elapsed.TotalSeconds;

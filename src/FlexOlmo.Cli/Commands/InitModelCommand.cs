@@ -28,19 +28,11 @@ internal static class InitModelCommand
 
     private static int Run(CommandContext context)
     {
-        var config = ResolveConfig(context.Get(Preset), context.Get(Config));
+        var (config, _) = ModelPresets.Resolve(context.Get(Preset), context.Get(Config));
         var dtype = TorchRuntime.ResolveDType(context.Get(DType));
         var shardBytes = ShardSize.Parse(context.Get(Shard), "--shard-size");
         var parameters = RandomCheckpoint.Write(config, context.Get(Out), dtype, context.Get(Seed), shardBytes);
         context.Output.WriteLine(Format.Invariant($"{config.ModelType} model with {parameters / 1e6:0.0}M parameters ({TorchRuntime.Name(dtype)}) written to {context.Get(Out)}"));
         return 0;
     }
-
-    /// <summary>Exactly one of --preset and --config.</summary>
-    internal static ModelConfig ResolveConfig(string? preset, string? config) => (preset, config) switch
-    {
-        (not null, null) => ModelPresets.Get(preset),
-        (null, not null) => ModelConfig.Load(config),
-        _ => throw new ConfigException("Give exactly one of --preset NAME and --config FILE."),
-    };
 }

@@ -15,11 +15,7 @@ namespace FlexOlmo.Core.Checkpoints;
 public static class RandomCheckpoint
 {
     /// <summary>What one random model takes on disk, to check the free space before writing.</summary>
-    public static long Bytes(ModelConfig config, ScalarType dtype)
-    {
-        using var meta = new Olmo2ForCausalLM(config, META, dtype);
-        return meta.NamedParameters().Sum(p => p.Parameter.numel()) * ElementSize(dtype);
-    }
+    public static long Bytes(ModelConfig config, ScalarType dtype) => Parameters(config) * ElementSize(dtype);
 
     /// <summary>
     /// Writes config.json and model*.safetensors (sharded above <paramref name="shardBytes"/>, with an index) into a new
@@ -42,7 +38,6 @@ public static class RandomCheckpoint
                 $"--out {folder}: the model takes {bytes / 1e9:0.00} GB and the disk has {free / 1e9:0.00} GB free; nothing was written. Free some space or choose another disk.");
         }
 
-        long parameters = 0;
         if (Directory.Exists(folder))
         {
             Directory.Delete(folder); // empty: written again below, all at once
@@ -61,11 +56,16 @@ public static class RandomCheckpoint
                     TensorBytes.Write(values, dtype, stream);
                 }))
                 .ToList();
-            parameters = meta.NamedParameters().Sum(p => p.Parameter.numel());
             SafetensorsWriter.WriteCheckpoint(temporary, tensors, shardBytes, new Dictionary<string, string> { ["format"] = "pt" });
             config.WithStorage(Native.TorchRuntime.Name(dtype)).Save(temporary);
         });
-        return parameters;
+        return bytes / ElementSize(dtype);
+    }
+
+    private static long Parameters(ModelConfig config)
+    {
+        using var meta = new Olmo2ForCausalLM(config, META, ScalarType.Float32); // shapes only, no memory
+        return meta.NamedParameters().Sum(p => p.Parameter.numel());
     }
 
     private static long ElementSize(ScalarType dtype) => dtype switch

@@ -15,6 +15,17 @@ public static class ModelPresets
     /// <summary>The names, in the order help text lists them.</summary>
     public static IReadOnlyList<string> Names { get; } = ["olmo2-1b", "olmo2-7b", "flexolmo-7x7b", "demo"];
 
+    /// <summary>
+    /// The model a command was given: exactly one of a preset name (<c>--preset</c>) and a config file (<c>--config</c>).
+    /// <c>Source</c> names it for error messages.
+    /// </summary>
+    public static (ModelConfig Config, string Source) Resolve(string? preset, string? configPath) => (preset, configPath) switch
+    {
+        (not null, null) => (Get(preset), $"--preset {preset}"),
+        (null, not null) => (ModelConfig.Load(configPath), configPath),
+        _ => throw new ConfigException("Give exactly one of --preset NAME and --config FILE."),
+    };
+
     /// <summary>The preset of that name; an error listing the names otherwise.</summary>
     public static ModelConfig Get(string name) => name switch
     {

@@ -47,12 +47,7 @@ public static class Pretrainer
 {
     public static (TrainingOutcome Outcome, double? ValidationPerplexity) Train(PretrainRequest request, IProgress<string>? log, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        var (config, source) = (request.Preset, request.Config) switch
-        {
-            (not null, null) => (ModelPresets.Get(request.Preset), $"--preset {request.Preset}"),
-            (null, not null) => (ModelConfig.Load(request.Config), request.Config),
-            _ => throw new TrainingException("Give exactly one of --config FILE and --preset NAME."),
-        };
+        var (config, source) = ModelPresets.Resolve(request.Preset, request.Config);
         if (config.IsMoe)
         {
             throw new TrainingException($"{source}: pretrain builds a dense model; set model_type to \"olmo2\".");
