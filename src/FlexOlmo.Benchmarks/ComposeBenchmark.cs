@@ -125,31 +125,47 @@ internal static class ComposeBenchmark
             ["dtype"] = "bfloat16",
         };
         File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
-        RouterEmbeddingFile.Write(Path.Combine(folder, AnchorPackage.RouterEmbeddingFile), new float[Hidden], new RouterEmbeddingProvenance("random", Hidden));
+        return SealAnchor(folder, new Architecture("olmo2", Hidden, Intermediate, layers, Vocab));
+    }
+
+    /// <summary>
+    /// Makes an anchor package of the dense model already in <paramref name="folder"/>/model: a zero r_pub and an
+    /// unsigned manifest with the model's fingerprint.
+    /// </summary>
+    internal static AnchorPackage SealAnchor(string folder, Architecture architecture)
+    {
+        var model = Path.Combine(folder, AnchorPackage.ModelFolderName);
+        var hidden = architecture.HiddenSize;
+        RouterEmbeddingFile.Write(Path.Combine(folder, AnchorPackage.RouterEmbeddingFile), new float[hidden], new RouterEmbeddingProvenance("random", hidden));
         var files = Directory.EnumerateFiles(model).Select(f => FileDigest.Compute(folder, $"model/{Path.GetFileName(f)}")).Append(FileDigest.Compute(folder, AnchorPackage.RouterEmbeddingFile)).ToList();
-        var manifest = new AnchorManifest("bench-anchor", TensorFingerprint.Compute(model), new AnchorModel("model", new Architecture("olmo2", Hidden, Intermediate, layers, Vocab)),
-            new AnchorRouterEmbedding(AnchorPackage.RouterEmbeddingFile, new RouterEmbeddingProvenance("random", Hidden)), files, DateTimeOffset.UtcNow, ToolInfo.Current);
+        var manifest = new AnchorManifest("bench-anchor", TensorFingerprint.Compute(model), new AnchorModel("model", architecture),
+            new AnchorRouterEmbedding(AnchorPackage.RouterEmbeddingFile, new RouterEmbeddingProvenance("random", hidden)), files, DateTimeOffset.UtcNow, ToolInfo.Current);
         SignedDocument<AnchorManifest>.Create(manifest, SchemaValidator.AnchorManifest, null).Save(Path.Combine(folder, AnchorManifest.FileName));
         return AnchorPackage.Open(folder);
     }
 
-    internal static string MakeExpert(string folder, string name, AnchorPackage anchor, int seed, int layers = Layers)
+    internal static string MakeExpert(string folder, string name, AnchorPackage anchor, int seed, int layers = Layers) =>
+        MakeExpert(folder, name, anchor, seed, new Architecture("olmo2", Hidden, Intermediate, layers, Vocab));
+
+    /// <summary>An unsigned expert package of random bf16 weights for an anchor of that architecture.</summary>
+    internal static string MakeExpert(string folder, string name, AnchorPackage anchor, int seed, Architecture architecture)
     {
+        var (hidden, intermediate, layers) = (architecture.HiddenSize, architecture.IntermediateSize, architecture.NumHiddenLayers);
         Directory.CreateDirectory(folder);
         var random = new Random(seed);
         var tensors = new List<TensorToWrite>();
         for (var l = 0; l < layers; l++)
         {
-            tensors.Add(Random(ExpertTensorNames.Ffn(l, "gate_proj"), [Intermediate, Hidden], random));
-            tensors.Add(Random(ExpertTensorNames.Ffn(l, "up_proj"), [Intermediate, Hidden], random));
-            tensors.Add(Random(ExpertTensorNames.Ffn(l, "down_proj"), [Hidden, Intermediate], random));
-            tensors.Add(Random(ExpertTensorNames.RouterEmbedding(l), [Hidden], random));
+            tensors.Add(Random(ExpertTensorNames.Ffn(l, "gate_proj"), [intermediate, hidden], random));
+            tensors.Add(Random(ExpertTensorNames.Ffn(l, "up_proj"), [intermediate, hidden], random));
+            tensors.Add(Random(ExpertTensorNames.Ffn(l, "down_proj"), [hidden, intermediate], random));
+            tensors.Add(Random(ExpertTensorNames.RouterEmbedding(l), [hidden], random));
             tensors.Add(new TensorToWrite(ExpertTensorNames.RouterBias(l), SafetensorsDType.F32, [1], s => s.Write(new byte[4])));
         }
 
         SafetensorsWriter.WriteFile(Path.Combine(folder, ExpertTensorNames.WeightsFile), tensors);
-        var manifest = new ExpertManifest(name, "1.0.0", "bench", "Apache-2.0", new AnchorReference(anchor.Fingerprint, "bench-anchor"), new Architecture("olmo2", Hidden, Intermediate, layers, Vocab),
-            new RouterEmbeddingProvenance("random", Hidden), new TrainingRecord(0, 0, 1, 1, 1e-3, 0, 0, "bfloat16"),
+        var manifest = new ExpertManifest(name, "1.0.0", "bench", "Apache-2.0", new AnchorReference(anchor.Fingerprint, "bench-anchor"), architecture,
+            new RouterEmbeddingProvenance("random", hidden), new TrainingRecord(0, 0, 1, 1, 1e-3, 0, 0, "bfloat16"),
             [FileDigest.Compute(folder, ExpertTensorNames.WeightsFile)], DateTimeOffset.UtcNow, ToolInfo.Current);
         SignedDocument<ExpertManifest>.Create(manifest, SchemaValidator.ExpertManifest, null).Save(Path.Combine(folder, ExpertManifest.FileName));
         return folder;

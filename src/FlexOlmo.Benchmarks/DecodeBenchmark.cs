@@ -67,7 +67,7 @@ internal static class DecodeBenchmark
     }
 
     /// <summary>Median seconds per decode step (all rows advance one token), prefill excluded.</summary>
-    private static double Measure(Olmo2ForCausalLM model, int batch, int prompt, int newTokens)
+    internal static double Measure(Olmo2ForCausalLM model, int batch, int prompt, int newTokens)
     {
         var generator = new TextGenerator(model, null);
         var requests = Enumerable.Range(0, batch)

@@ -52,5 +52,16 @@ serve.Options.Add(perClient);
 serve.Options.Add(serveTokens);
 serve.SetAction((r, ct) => ServeBenchmark.RunAsync(r.GetValue(device)!, r.GetValue(dtypes)![0], r.GetValue(clients)!, r.GetValue(perClient), r.GetValue(serveTokens), r.GetValue(json)));
 
-var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry, compose, released, serve };
+var scale = new Command("scale", "The scale ladder: train, compose and decode from tiny to 1B, with how each figure grows with the parameter count (real-size issue).");
+var sizes = new Option<string[]>("--sizes") { DefaultValueFactory = _ => ScaleBenchmark.Names, AllowMultipleArgumentsPerToken = true, Description = "Rungs to run: tiny, demo, 150m, 1b." };
+var scaleSeq = new Option<int>("--seq-len") { DefaultValueFactory = _ => 256 };
+var scaleMicroBatch = new Option<int>("--micro-batch") { DefaultValueFactory = _ => 4 };
+var scaleSteps = new Option<int>("--steps") { DefaultValueFactory = _ => 3 };
+scale.Options.Add(sizes);
+scale.Options.Add(scaleSeq);
+scale.Options.Add(scaleMicroBatch);
+scale.Options.Add(scaleSteps);
+scale.SetAction(r => ScaleBenchmark.Run(r.GetValue(sizes)!, r.GetValue(scaleSeq), r.GetValue(scaleMicroBatch), r.GetValue(scaleSteps), r.GetValue(json)));
+
+var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry, compose, released, serve, scale };
 return await root.Parse(args).InvokeAsync();

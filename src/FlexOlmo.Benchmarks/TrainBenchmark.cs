@@ -67,7 +67,8 @@ internal static class TrainBenchmark
         report.Save(json);
     }
 
-    private static double FlopsPerToken(ModelConfig c, int seqLen)
+    /// <summary>Model FLOPs of expert training per token (recomputation under activation checkpointing not counted, as MFU is defined).</summary>
+    internal static double FlopsPerToken(ModelConfig c, int seqLen)
     {
         var attention = 2.0 * ((long)c.HiddenSize * c.QueryWidth * 2 + (long)c.HiddenSize * c.KeyValueWidth * 2);
         var router = 2.0 * c.NumExperts * c.HiddenSize;
@@ -80,12 +81,12 @@ internal static class TrainBenchmark
         return forward + backwardInputs + backwardWeights;
     }
 
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    internal sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);
     }
 
-    private sealed class TempFolder : IDisposable
+    internal sealed class TempFolder : IDisposable
     {
         public string Path { get; } = Directory.CreateTempSubdirectory("flexolmo-bench-").FullName;
 

@@ -23,6 +23,7 @@ internal sealed class TrainingOptions
         Resume = new("--resume") { Description = "Continue from the checkpoint in the output folder (same settings)." };
         RouterZLoss = new("--router-z-loss") { Description = "Weight of the router z-loss (mean logsumexp(router logits)^2 per MoE layer).", DefaultValueFactory = _ => defaults.RouterZLoss };
         LogitZLoss = new("--logit-z-loss") { Description = "Weight of the logit z-loss (mean logsumexp(logits)^2).", DefaultValueFactory = _ => defaults.LogitZLoss };
+        ActivationCheckpointing = new("--activation-checkpointing") { Description = "Recompute each layer's activations in the backward pass to save memory: true or false (default: chosen by the memory the run needs; the log shows the plan)." };
         TokenDtype = new("--token-dtype") { Description = "Id width of headerless token shards (.bin, raw .npy): uint16 or uint32 (default: by vocabulary size)." };
     }
 
@@ -56,7 +57,9 @@ internal sealed class TrainingOptions
 
     public Option<string?> TokenDtype { get; }
 
-    public IEnumerable<Option> All => [Steps, Tokens, SeqLen, BatchTokens, MicroBatch, Lr, Warmup, WeightDecay, Seed, ValFraction, CheckpointEvery, Resume, RouterZLoss, LogitZLoss, TokenDtype];
+    public Option<bool?> ActivationCheckpointing { get; }
+
+    public IEnumerable<Option> All => [Steps, Tokens, SeqLen, BatchTokens, MicroBatch, Lr, Warmup, WeightDecay, Seed, ValFraction, CheckpointEvery, Resume, RouterZLoss, LogitZLoss, TokenDtype, ActivationCheckpointing];
 
     public TrainingSettings Settings(ParseResult result, TrainingSettings defaults)
     {
@@ -78,6 +81,7 @@ internal sealed class TrainingOptions
             Seed = result.GetValue(Seed),
             ValidationFraction = result.GetValue(ValFraction),
             CheckpointEvery = result.GetValue(CheckpointEvery),
+            ActivationCheckpointing = result.GetValue(ActivationCheckpointing),
             RouterZLoss = result.GetValue(RouterZLoss),
             LogitZLoss = result.GetValue(LogitZLoss),
         };

@@ -23,6 +23,18 @@ internal static class LanguageModelLoss
         return Compute(logits, batch.narrow(1, 1, length), settings.LogitZLoss, trace, settings.RouterZLoss);
     }
 
+    /// <summary>
+    /// Back-propagates <paramref name="weight"/> times the loss of <paramref name="batch"/> [B, L+1] through the whole graph
+    /// at once (every activation kept): (loss, cross-entropy), unweighted.
+    /// </summary>
+    public static (double Total, double CrossEntropy) Backward(Olmo2ForCausalLM model, Tensor batch, TrainingSettings settings, double weight)
+    {
+        using var scope = NewDisposeScope();
+        var (total, crossEntropy) = OfBatch(model, batch, settings);
+        (total * weight).backward();
+        return (total.item<float>(), crossEntropy.item<float>());
+    }
+
     /// <summary>(total loss to backpropagate, cross-entropy alone).</summary>
     public static (Tensor Total, Tensor CrossEntropy) Compute(Tensor logits, Tensor labels, double logitZLoss, RouterTrace? trace, double routerZLoss)
     {

@@ -14,27 +14,23 @@ internal static class TrainingCheckpoint
 {
     public const string FolderName = "checkpoint";
     private const string WeightsFile = "trainable.safetensors";
-    private const string OptimizerFile = "optimizer.bin";
+    private const string OptimizerFile = "optimizer.safetensors";
     private const string StateFile = "state.json";
 
     public sealed record State(long Step, long Tokens, string SettingsKey, IReadOnlyList<double> Losses);
 
-    public static void Save(string folder, IReadOnlyList<(string Name, Tensor Master)> parameters, TorchSharp.Modules.OptimizerHelper optimizer, State state)
+    public static void Save(string folder, IReadOnlyList<(string Name, Tensor Master)> parameters, AdamWOptimizer optimizer, State state)
     {
         AtomicFile.WriteDirectory(folder, temporary =>
         {
             var tensors = parameters.Select(p => new TensorToWrite(p.Name, SafetensorsDType.F32, p.Master.shape, s => TensorBytes.Write(p.Master, ScalarType.Float32, s))).ToList();
             SafetensorsWriter.WriteFile(Path.Combine(temporary, WeightsFile), tensors);
-            AtomicFile.Write(Path.Combine(temporary, OptimizerFile), stream =>
-            {
-                using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-                optimizer.save_state_dict(writer);
-            });
+            SafetensorsWriter.WriteFile(Path.Combine(temporary, OptimizerFile), optimizer.State().ToList());
             AtomicFile.WriteAllText(Path.Combine(temporary, StateFile), JsonSerializer.Serialize(state));
         }, overwrite: true);
     }
 
-    public static State? Load(string folder, IReadOnlyList<(string Name, Tensor Master)> parameters, TorchSharp.Modules.OptimizerHelper optimizer, string settingsKey)
+    public static State? Load(string folder, IReadOnlyList<(string Name, Tensor Master)> parameters, AdamWOptimizer optimizer, string settingsKey)
     {
         var statePath = Path.Combine(folder, StateFile);
         if (!File.Exists(statePath))
@@ -69,9 +65,14 @@ internal static class TrainingCheckpoint
             }
         }
 
-        using var stream = File.OpenRead(Path.Combine(folder, OptimizerFile));
-        using var reader = new BinaryReader(stream);
-        optimizer.load_state_dict(reader);
+        var optimizerPath = Path.Combine(folder, OptimizerFile);
+        if (!File.Exists(optimizerPath))
+        {
+            throw new TrainingException($"{folder}: has no {OptimizerFile} (it was written by an older version of flexolmo); start a new --out folder.");
+        }
+
+        using var moments = SafetensorsCheckpoint.Open(optimizerPath);
+        optimizer.Load(moments, state.Step, folder);
         return state;
     }
 }

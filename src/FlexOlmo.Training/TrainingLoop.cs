@@ -10,7 +10,10 @@ namespace FlexOlmo.Training;
 
 /// <summary>
 /// The optimisation loop every training job shares: AdamW (betas 0.9/0.95), linear warm-up then cosine decay,
-/// gradient accumulation to the batch size, gradient clipping, fp32 master copies when the model computes in bf16,
+/// gradient accumulation to the batch size, gradient clipping, fp32 master copies of the trained parameters when the
+/// model computes in bf16 (gradients move to them after every micro-batch, or every layer under activation
+/// checkpointing, so no gradient accumulates in bf16 and only one layer's gradients exist in it at a time),
+/// activation checkpointing by layer when <see cref="Memory"/> chooses it,
 /// resumable checkpoints every N steps and on interruption, metrics.jsonl and progress reports. The data order
 /// depends only on the seed and the step, so a resumed run continues exactly where it stopped.
 /// </summary>
@@ -18,22 +21,53 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
 {
     public const string MetricsFile = "metrics.jsonl";
 
+    private List<Parameter> _masters = [];
+
     public long TotalSteps => totalSteps;
+
+    /// <summary>The run's memory plan, and whether it checkpoints activations.</summary>
+    public TrainingMemory Memory { get; } = TrainingMemory.Plan(
+        task.Model.Config, task.Model.NamedParameters().Sum(p => p.Parameter.numel()), task.Trainable.Sum(t => t.Parameter.numel()), task.Model.DType, settings, TrainingMemory.MachineBytes());
 
     public long Warmup => settings.Warmup ?? Math.Min(2000, Math.Max(1, totalSteps / 10));
 
     public TrainingOutcome Run(bool resume, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var trainable = task.Trainable;
-        var masters = trainable.Select(t => t.Parameter.dtype == ScalarType.Float32
-            ? t.Parameter
-            : new Parameter(t.Parameter.detach().to(ScalarType.Float32).clone())).ToList();
-        // One parameter group per (decay, learning-rate scale), in first-seen order so a resume finds the same groups.
-        var groupKeys = trainable.Select(t => (t.Decay, t.LrScale)).Distinct().ToList();
-        var groups = groupKeys.Select(k => new AdamW.ParamGroup(
-            masters.Where((_, i) => (trainable[i].Decay, trainable[i].LrScale) == k).ToList(),
-            new AdamW.Options { weight_decay = k.Decay ? settings.WeightDecay : 0.0, LearningRate = settings.Lr * k.LrScale })).ToList();
-        using var optimizer = optim.AdamW(groups, settings.Lr, settings.Beta1, settings.Beta2, 1e-8, settings.WeightDecay);
+        _masters = trainable.Select(t => t.Parameter.dtype == ScalarType.Float32 ? t.Parameter : Master(t.Parameter)).ToList();
+        try
+        {
+            return Optimise(resume, progress, cancellationToken);
+        }
+        finally
+        {
+            // The fp32 masters are large (4 bytes per trained parameter): freed now, not when the GC gets to them.
+            foreach (var (master, t) in _masters.Zip(trainable))
+            {
+                if (!ReferenceEquals(master, t.Parameter))
+                {
+                    master.Dispose();
+                }
+            }
+
+            _masters = [];
+        }
+    }
+
+    /// <summary>An fp32 copy of a narrower parameter, made without a second temporary copy.</summary>
+    private static Parameter Master(Parameter parameter)
+    {
+        using var detached = parameter.detach();
+        using var widened = detached.to(ScalarType.Float32);
+        return new Parameter(widened);
+    }
+
+    private TrainingOutcome Optimise(bool resume, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        var trainable = task.Trainable;
+        var masters = _masters;
+        using var optimizer = new AdamWOptimizer(
+            trainable.Select((t, i) => (t.Name, masters[i], t.Decay, t.LrScale)).ToList(), settings.Beta1, settings.Beta2, 1e-8, settings.WeightDecay);
         var schedule = new LearningRateSchedule(settings.Lr, Warmup, totalSteps, settings.FinalLrRatio);
         var checkpointFolder = Path.Combine(outputFolder, TrainingCheckpoint.FolderName);
         var named = trainable.Select((t, i) => (t.Name, (Tensor)masters[i])).ToList();
@@ -71,15 +105,15 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
             }
 
             var lr = schedule.At(step);
-            foreach (var (group, index) in optimizer.ParamGroups.Select((g, i) => (g, i)))
-            {
-                group.LearningRate = lr * groupKeys[index].LrScale;
-            }
 
-            optimizer.zero_grad();
             foreach (var t in trainable)
             {
                 t.Parameter.grad = null;
+            }
+
+            foreach (var master in masters)
+            {
+                master.grad = null;
             }
 
             double stepLoss = 0;
@@ -90,25 +124,17 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
                 var count = Math.Min(settings.MicroBatch, perStep - start);
                 var instances = Enumerable.Range(start, count).Select(j => split.TrainInstanceAt((step * perStep) + j)).ToArray();
                 var batch = Batches.Make(data, instances, settings.SeqLen, device); // [B, L+1]
-                var (total, crossEntropy) = task.Loss(batch);
                 var weight = (double)count / perStep;
-                (total * weight).backward();
-                stepLoss += total.item<float>() * weight;
-                stepCrossEntropy += crossEntropy.item<float>() * weight;
-            }
-
-            task.AfterBackward();
-            for (var i = 0; i < masters.Count; i++)
-            {
-                if (!ReferenceEquals(masters[i], trainable[i].Parameter))
-                {
-                    using var grad = trainable[i].Parameter.grad;
-                    masters[i].grad = grad?.to(ScalarType.Float32);
-                }
+                var (total, crossEntropy) = Memory.Checkpointing
+                    ? CheckpointedBackward.Run(task.Model, batch, settings, weight, MoveGradients)
+                    : LanguageModelLoss.Backward(task.Model, batch, settings, weight);
+                MoveGradients();
+                stepLoss += total * weight;
+                stepCrossEntropy += crossEntropy * weight;
             }
 
             var gradNorm = settings.GradClip > 0 ? nn.utils.clip_grad_norm_(masters, settings.GradClip) : double.NaN;
-            optimizer.step();
+            optimizer.Step(lr);
             CopyMastersToModel(trainable, masters);
             step++;
             tokens += (long)perStep * settings.SeqLen;
@@ -162,6 +188,41 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
             }
         }).ToList();
         Formats.AtomicFile.WriteAllText(path, string.Concat(kept.Select(l => l + "\n")));
+    }
+
+    /// <summary>
+    /// Zeroes the frozen slices' gradients, then adds each trained parameter's gradient to its fp32 master's and drops it
+    /// (a parameter that is its own master keeps accumulating in place).
+    /// </summary>
+    private void MoveGradients()
+    {
+        task.AfterBackward();
+        using var noGrad = no_grad();
+        for (var i = 0; i < _masters.Count; i++)
+        {
+            var parameter = task.Trainable[i].Parameter;
+            if (ReferenceEquals(_masters[i], parameter) || parameter.grad is not { } grad)
+            {
+                continue;
+            }
+
+            // Every wrapper is disposed at once: an undisposed one would keep its gradient alive until the GC ran.
+            using (grad)
+            {
+                using var accumulated = _masters[i].grad;
+                if (accumulated is not null)
+                {
+                    accumulated.add_(grad);
+                }
+                else
+                {
+                    using var widened = grad.to(ScalarType.Float32);
+                    _masters[i].grad = widened;
+                }
+            }
+
+            parameter.grad = null;
+        }
     }
 
     private static void CopyMastersToModel(IReadOnlyList<TrainableParameter> trainable, IReadOnlyList<Parameter> masters)

@@ -11,6 +11,12 @@ public sealed record TrainingSettings
     /// <summary>Instances per forward pass (memory); accumulation makes up the rest of the batch.</summary>
     public int MicroBatch { get; init; } = 4;
 
+    /// <summary>
+    /// Recompute each layer's activations in the backward pass instead of keeping them (<see cref="CheckpointedBackward"/>);
+    /// null lets <see cref="TrainingMemory.Plan"/> choose by the memory the run would need.
+    /// </summary>
+    public bool? ActivationCheckpointing { get; init; }
+
     /// <summary>Optimiser steps; null to derive them from <see cref="Tokens"/> or one epoch of the data.</summary>
     public long? Steps { get; init; }
 

@@ -62,7 +62,8 @@ public static class RandomCheckpoint
         return bytes / ElementSize(dtype);
     }
 
-    private static long Parameters(ModelConfig config)
+    /// <summary>Parameters of a model of that shape (counted on the meta device, nothing allocated).</summary>
+    public static long Parameters(ModelConfig config)
     {
         using var meta = new Olmo2ForCausalLM(config, META, ScalarType.Float32); // shapes only, no memory
         return meta.NamedParameters().Sum(p => p.Parameter.numel());

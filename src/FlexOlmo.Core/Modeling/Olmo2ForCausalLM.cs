@@ -54,6 +54,13 @@ public sealed class Olmo2ForCausalLM : nn.Module
         return Olmo2Linear.Apply(hidden, LmHeadWeight).MoveToOuterDisposeScope(); // [B, T, V]
     }
 
+    /// <summary>The part after the layers: final norm, then the LM head. Last layer's output [B, T, H] -> logits [B, T, V].</summary>
+    public Tensor Head(Tensor layersOutput)
+    {
+        using var scope = NewDisposeScope();
+        return Olmo2Linear.Apply(_model.Norm.forward(layersOutput), LmHeadWeight).MoveToOuterDisposeScope(); // [B, T, V]
+    }
+
     /// <summary>
     /// One decode step for R independent sequences (ids [R, 1], positions [R, 1], one cache each) -> logits [R, 1, V].
     /// With <see cref="LinearMode.RowInvariant"/>, each row's logits equal those of the same sequence decoded alone.

@@ -64,6 +64,16 @@ public sealed class Olmo2Model : nn.Module
         return Run(inputIds, context, expertBias, trace).MoveToOuterDisposeScope(); // [B, T, H]
     }
 
+    /// <summary>
+    /// The context of a training pass over ids [B, T] from position 0: causal, no cache, no padding. For callers that run
+    /// the layers one at a time (activation checkpointing), with <see cref="Olmo2DecoderLayer.Forward"/>.
+    /// </summary>
+    public ForwardContext CausalContext(long batch, long tokens)
+    {
+        using var positions = arange(0, tokens, ScalarType.Int64, _device).unsqueeze(0).expand(batch, tokens); // [B, T]
+        return ForwardContext.Create(_rotary, positions, null, null, tokens, _device);
+    }
+
     /// <summary>The stack, the same for both kinds of pass: ids [B, T] -> final normed hidden states [B, T, H].</summary>
     private Tensor Run(Tensor inputIds, ForwardContext context, Tensor? expertBias, RouterTrace? trace)
     {

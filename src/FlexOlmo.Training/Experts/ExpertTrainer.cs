@@ -118,6 +118,7 @@ public static class ExpertTrainer
         model.train();
         var task = new ExpertTrainingTask(model, settings);
         var loop = new TrainingLoop(task, data, split, settings, steps, device, request.Out);
+        log?.Report(loop.Memory.Describe());
         var outcome = loop.Run(request.Resume, progress, cancellationToken);
         if (outcome.Interrupted)
         {

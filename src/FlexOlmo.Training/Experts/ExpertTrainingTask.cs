@@ -15,12 +15,10 @@ namespace FlexOlmo.Training.Experts;
 public sealed class ExpertTrainingTask : ITrainingTask
 {
     private readonly Olmo2ForCausalLM _model;
-    private readonly TrainingSettings _settings;
 
     public ExpertTrainingTask(Olmo2ForCausalLM model, TrainingSettings settings)
     {
         _model = model;
-        _settings = settings;
         foreach (var (_, parameter) in model.NamedParameters())
         {
             parameter.requires_grad = false;
@@ -48,7 +46,7 @@ public sealed class ExpertTrainingTask : ITrainingTask
 
     public IReadOnlyList<TrainableParameter> Trainable { get; }
 
-    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch) => LanguageModelLoss.OfBatch(_model, batch, _settings);
+    public Olmo2ForCausalLM Model => _model;
 
     public void AfterBackward()
     {

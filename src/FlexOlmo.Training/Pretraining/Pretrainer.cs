@@ -80,7 +80,8 @@ public static class Pretrainer
         using var model = new Olmo2ForCausalLM(config, device, dtype);
         model.InitializeWeights(settings.Seed);
         model.train();
-        var loop = new TrainingLoop(new PretrainingTask(model, settings), data, split, settings, steps, device, request.Out);
+        var loop = new TrainingLoop(new PretrainingTask(model), data, split, settings, steps, device, request.Out);
+        log?.Report(loop.Memory.Describe());
         var outcome = loop.Run(request.Resume, progress, cancellationToken);
         if (outcome.Interrupted)
         {

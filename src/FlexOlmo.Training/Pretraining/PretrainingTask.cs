@@ -1,5 +1,4 @@
 using FlexOlmo.Core.Modeling;
-using static TorchSharp.torch;
 
 namespace FlexOlmo.Training.Pretraining;
 
@@ -7,12 +6,10 @@ namespace FlexOlmo.Training.Pretraining;
 internal sealed class PretrainingTask : ITrainingTask
 {
     private readonly Olmo2ForCausalLM _model;
-    private readonly TrainingSettings _settings;
 
-    public PretrainingTask(Olmo2ForCausalLM model, TrainingSettings settings)
+    public PretrainingTask(Olmo2ForCausalLM model)
     {
         _model = model;
-        _settings = settings;
         Trainable = model.NamedParameters()
             .Select(p => new TrainableParameter(p.Name, p.Parameter, Decay: p.Parameter.dim() >= 2 && !p.Name.Contains("embed_tokens", StringComparison.Ordinal)))
             .ToList();
@@ -20,7 +17,7 @@ internal sealed class PretrainingTask : ITrainingTask
 
     public IReadOnlyList<TrainableParameter> Trainable { get; }
 
-    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch) => LanguageModelLoss.OfBatch(_model, batch, _settings);
+    public Olmo2ForCausalLM Model => _model;
 
     public void AfterBackward()
     {

@@ -57,7 +57,7 @@ public static class RouterTuner
         using var model = tuned;
         model.train();
         var work = request.Out + ".tuning";
-        var outcome = new TrainingLoop(new RouterTuningTask(model, request.Settings), data, split, request.Settings, steps, device, work).Run(false, progress, cancellationToken);
+        var outcome = new TrainingLoop(new RouterTuningTask(model), data, split, request.Settings, steps, device, work).Run(false, progress, cancellationToken);
         if (outcome.Interrupted)
         {
             return outcome;

@@ -1,5 +1,4 @@
 using FlexOlmo.Core.Modeling;
-using static TorchSharp.torch;
 
 namespace FlexOlmo.Training.RouterTuning;
 
@@ -13,12 +12,10 @@ namespace FlexOlmo.Training.RouterTuning;
 internal sealed class RouterTuningTask : ITrainingTask
 {
     private readonly Olmo2ForCausalLM _model;
-    private readonly TrainingSettings _settings;
 
-    public RouterTuningTask(Olmo2ForCausalLM model, TrainingSettings settings)
+    public RouterTuningTask(Olmo2ForCausalLM model)
     {
         _model = model;
-        _settings = settings;
         foreach (var (_, parameter) in model.NamedParameters())
         {
             parameter.requires_grad = false;
@@ -34,7 +31,7 @@ internal sealed class RouterTuningTask : ITrainingTask
 
     public IReadOnlyList<TrainableParameter> Trainable { get; }
 
-    public (Tensor Total, Tensor CrossEntropy) Loss(Tensor batch) => LanguageModelLoss.OfBatch(_model, batch, _settings);
+    public Olmo2ForCausalLM Model => _model;
 
     public void AfterBackward()
     {
