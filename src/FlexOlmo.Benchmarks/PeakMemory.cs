@@ -8,12 +8,19 @@ namespace FlexOlmo.Benchmarks;
 /// </summary>
 internal static class PeakMemory
 {
-    public static void Reset() => File.WriteAllText("/proc/self/clear_refs", "5");
+    /// <summary>Resets the peak to the current resident size, and returns that size in bytes.</summary>
+    public static long Reset()
+    {
+        File.WriteAllText("/proc/self/clear_refs", "5");
+        return Field("VmRSS:");
+    }
 
     /// <summary>Bytes of the peak resident set since the last <see cref="Reset"/> (or the start).</summary>
-    public static long Read()
+    public static long Read() => Field("VmHWM:");
+
+    private static long Field(string name)
     {
-        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(name, StringComparison.Ordinal));
+        return long.Parse(line[name.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
     }
 }
