@@ -37,6 +37,7 @@ internal static class FlexOlmoCli
             DecomposeCommand.Create(),
             TuneRouterCommand.Create(),
             EvalCommand.Create(),
+            AuditExtractionCommand.Create(),
             DemoCommand.Create(),
             ServeCommand.Create(),
         })

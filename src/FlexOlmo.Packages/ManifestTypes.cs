@@ -54,6 +54,14 @@ public sealed record ExpertOrigin(string Kind, string SourceConfigSha256, string
     public const string BiasFromSidecar = "from-sidecar";
 }
 
+/// <summary>
+/// What the owner's extraction audit (<c>flexolmo audit-extraction</c>) found for this expert: the share of sampled
+/// training documents the expert's 2-expert model gave back from a prefix, with the anchor's own rate as the
+/// baseline. Added at publish time (<c>publish --audit</c>), when the owner asks.
+/// </summary>
+public sealed record ExtractionAuditSummary(
+    double Rate, int Documents, int Extracted, double? AnchorRate, int PrefixTokens, int ContinuationTokens, int Samples, double Threshold, string ReportSha256);
+
 /// <summary>The program that wrote a file.</summary>
 public sealed record ToolInfo(string Name, string Version)
 {
@@ -74,7 +82,8 @@ public sealed record ExpertManifest(
     DateTimeOffset Created,
     ToolInfo Tool,
     string? Description = null,
-    ExpertOrigin? Origin = null)
+    ExpertOrigin? Origin = null,
+    ExtractionAuditSummary? ExtractionAudit = null)
 {
     public const string FileName = "expert.json";
     public const string FormatTag = "flexolmo-expert/1";

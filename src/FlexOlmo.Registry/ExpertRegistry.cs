@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using FlexOlmo.Packages;
 
@@ -20,7 +21,14 @@ public sealed class ExpertRegistry(IRegistryStore store, RevocationLedger? ledge
     /// <summary>The revocations this machine remembers (<see cref="RevocationLedger.Default"/> unless given).</summary>
     public RevocationLedger Ledger { get; } = ledger ?? RevocationLedger.Default;
 
-    public async Task<PublishResult> PublishExpertAsync(string folder, SigningKey? key, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    public Task<PublishResult> PublishExpertAsync(string folder, SigningKey? key, IProgress<TransferProgress>? progress, CancellationToken cancellationToken) =>
+        PublishExpertAsync(folder, key, null, progress, cancellationToken);
+
+    /// <summary>
+    /// Publishes an expert package; <paramref name="audit"/>, when given, goes into the published manifest (and under its
+    /// signature) as <c>extraction_audit</c>.
+    /// </summary>
+    public async Task<PublishResult> PublishExpertAsync(string folder, SigningKey? key, ExtractionAuditSummary? audit, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         // Files are checked against the manifest while they upload (see UploadOneAsync), not in a pass of their own.
         var package = ExpertPackage.Open(folder, verifyFiles: false);
@@ -32,6 +40,12 @@ public sealed class ExpertRegistry(IRegistryStore store, RevocationLedger? ledge
         }
 
         var json = (JsonObject)package.Manifest.Json.DeepClone();
+        if (audit is not null)
+        {
+            json["extraction_audit"] = JsonSerializer.SerializeToNode(audit, SignedDocument<ExpertManifest>.Options);
+            SchemaValidator.Validate(SchemaValidator.ExpertManifest, json, $"{folder}: the manifest with its extraction audit");
+        }
+
         if (key is not null)
         {
             ManifestSignature.Sign(json, key);

@@ -56,6 +56,8 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
             Add("export-expert", "@exp", "--anchor", model, "--out", "@out");
             Add("decompose", "--model", model, "--out", "@out");
             Add("prepare-anchor", "--model", "@golden/olmo2-tiny", "--router-embedding-from", model, "--out", "@out");
+            Add("audit-extraction", "--model", model, "--anchor", "@anchor", "--data", "@text.txt", "--out", "@out", "--prefix", "4", "--continuation", "4", "--samples", "1", "--documents", "1");
+            Add("audit-extraction", "--model", "@exp", "--anchor", model, "--data", "@text.txt", "--out", "@out", "--prefix", "4", "--continuation", "4", "--samples", "1", "--documents", "1");
         }
 
         foreach (var size in new[] { "0", "x", "-1", "5XB", "1e3", "2TB", "0.5B", "" })
@@ -191,6 +193,12 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
             Add("embed-domain", "--anchor", "@anchor", "--data", data, "--out", "@out", "--seq-len", "16", "--samples", "4");
             Add("tune-router", "--model", "@golden/flexolmo-tiny", "--data", data, "--out", "@out", "--steps", "1", "--seq-len", "16", "--batch-tokens", "32");
             Add("eval", "--model", "@golden/olmo2-tiny", "--data", $"a={data}", "--out", "@out", "--max-tokens", "64", "--seq-len", "16");
+            Add("audit-extraction", "--model", "@exp", "--anchor", "@anchor", "--data", data, "--out", "@out", "--prefix", "4", "--continuation", "4", "--samples", "1", "--documents", "1");
+        }
+
+        foreach (var (option, value) in Pairs(["--prefix", "--continuation", "--samples", "--documents"], Ints).Concat(Pairs(["--threshold", "--temperature"], Doubles)))
+        {
+            Add("audit-extraction", "--model", "@exp", "--anchor", "@anchor", "--data", "@text.txt", "--out", "@out", "--samples", "1", "--documents", "1", option, value);
         }
 
         foreach (var value in BadPaths)
@@ -201,6 +209,7 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
             Add("keys", "create", "--out", value);
             Add("publish", value, "--registry", "@reg");
             Add("publish", "@exp", "--registry", "@out", "--sign-key", value);
+            Add("publish", "@exp", "--registry", "@out", "--audit", value);
             Add("pull", "exp", "--registry", "@reg", "--out", "@out", "--trusted-key", value);
             Add("compose", "--recipe", value);
             Add("serve", "--model", "@golden/flexolmo-tiny", "--port", "0", "--api-keys", value);

@@ -31,6 +31,25 @@ public sealed class ExpertRegistryTests(RegistryStores stores)
 
     [Theory]
     [MemberData(nameof(RegistryStores.Kinds), MemberType = typeof(RegistryStores))]
+    public async Task Publish_WithAnAudit_CarriesItUnderTheSignature_ToWhoeverPulls(string kind)
+    {
+        using var temp = new TempDirectory("audited");
+        var registry = new ExpertRegistry(await stores.NewAsync(kind));
+        using var key = SigningKey.Create(temp.File("owner.key"));
+        var package = TestPackages.Expert(temp.Sub("news"), "news");
+        var audit = new ExtractionAuditSummary(0.02, 100, 2, 0.0, 32, 256, 10, 0.9, FileDigest.Of([1, 2, 3]));
+
+        await registry.PublishExpertAsync(package, key, audit, null, CancellationToken.None);
+        using var trusted = SigningKey.Load(temp.File("owner.key.pub"));
+        var pulled = (await registry.PullExpertAsync("news", temp.File("pulled"), [trusted], null, CancellationToken.None)).Package;
+
+        Assert.Equal(audit, pulled.Manifest.Value.ExtractionAudit);
+        Assert.Equal(key.Fingerprint, pulled.Manifest.SignedBy);
+        Assert.Null(ExpertPackage.Open(package).Manifest.Value.ExtractionAudit); // the owner's own package is left as it was
+    }
+
+    [Theory]
+    [MemberData(nameof(RegistryStores.Kinds), MemberType = typeof(RegistryStores))]
     public async Task Pull_OfATamperedBlob_FailsNamingTheFile_AndKeepsNothing(string kind)
     {
         using var temp = new TempDirectory("tamper");

@@ -88,7 +88,9 @@ internal static class TrainExpertCommand
             }
         }
 
-        context.Output.WriteLine($"next: flexolmo publish {result.OutFolder}");
+        var report = Path.TrimEndingDirectorySeparator(result.OutFolder) + ".extraction.json";
+        context.Output.WriteLine($"check what it gives back of your text: flexolmo audit-extraction --model {result.OutFolder} --anchor {request.Anchor} --data {string.Join(' ', request.Data)} --out {report}");
+        context.Output.WriteLine($"next: flexolmo publish {result.OutFolder} (add --audit {report} to publish the audit's result)");
         return 0;
     }
 }

@@ -28,7 +28,7 @@ internal static class DomainEmbedder
             throw new TrainingException($"--seq-len must be between 2 and the model's max_position_embeddings ({model.Config.MaxPositionEmbeddings}) (got {maxTokens}).");
         }
 
-        var documents = SampleDocuments(data, eosId, samples, seed, cancellationToken);
+        var documents = DocumentSampler.Sample(data, eosId, samples, seed, 1, cancellationToken);
         if (documents.Count == 0)
         {
             throw new TrainingException("The data holds no document to embed.");
@@ -50,51 +50,5 @@ internal static class DomainEmbedder
         }
 
         return (sum / documents.Count).to(ScalarType.Float32).data<float>().ToArray();
-    }
-
-    /// <summary>Reservoir-samples document ranges (EOS excluded) with a seeded generator; one pass, memory bounded by the sample.</summary>
-    internal static List<(long Start, long Length)> SampleDocuments(TokenDataset data, int eosId, int samples, long seed, CancellationToken cancellationToken)
-    {
-        var random = new Random(unchecked((int)seed));
-        var reservoir = new List<(long, long)>();
-        var chunk = new long[1 << 20];
-        long documentStart = 0;
-        long seen = 0;
-        for (long position = 0; position < data.TotalTokens; position += chunk.Length)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var count = (int)Math.Min(chunk.Length, data.TotalTokens - position);
-            data.Read(position, chunk.AsSpan(0, count));
-            for (var i = 0; i < count; i++)
-            {
-                if (chunk[i] != eosId && position + i != data.TotalTokens - 1)
-                {
-                    continue;
-                }
-
-                var end = chunk[i] == eosId ? position + i : position + i + 1;
-                if (end > documentStart)
-                {
-                    seen++;
-                    var document = (documentStart, end - documentStart);
-                    if (reservoir.Count < samples)
-                    {
-                        reservoir.Add(document);
-                    }
-                    else
-                    {
-                        var slot = random.NextInt64(seen);
-                        if (slot < samples)
-                        {
-                            reservoir[(int)slot] = document;
-                        }
-                    }
-                }
-
-                documentStart = position + i + 1;
-            }
-        }
-
-        return reservoir.OrderBy(d => d.Item1).ToList();
     }
 }
