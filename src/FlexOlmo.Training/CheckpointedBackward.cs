@@ -23,8 +23,9 @@ internal static class CheckpointedBackward
     /// <summary>
     /// Back-propagates <paramref name="weight"/> times the loss of <paramref name="batch"/> [B, L+1] and returns the
     /// loss and its cross-entropy (unweighted), as <see cref="LanguageModelLoss.Backward"/> does without checkpointing.
+    /// Throws <see cref="OperationCanceledException"/> between layers when <paramref name="cancellationToken"/> fires.
     /// </summary>
-    public static (double Total, double CrossEntropy) Run(Olmo2ForCausalLM model, Tensor batch, TrainingSettings settings, double weight, Action afterSegment)
+    public static (double Total, double CrossEntropy) Run(Olmo2ForCausalLM model, Tensor batch, TrainingSettings settings, double weight, Action afterSegment, CancellationToken cancellationToken = default)
     {
         using var scope = NewDisposeScope();
         var length = batch.shape[1] - 1;
@@ -39,6 +40,7 @@ internal static class CheckpointedBackward
             saved[0] = stack.EmbedTokens.forward(inputs);
             for (var l = 0; l < layers.Count; l++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 saved[l + 1] = layers[l].Forward(saved[l], context, null, null);
             }
         }
@@ -50,6 +52,7 @@ internal static class CheckpointedBackward
         var embeddingTrained = stack.EmbedTokens.Weight.requires_grad;
         for (var l = layers.Count - 1; l >= 0; l--)
         {
+            cancellationToken.ThrowIfCancellationRequested(); // a layer at a time, so Ctrl-C is answered within seconds
             using var layerScope = NewDisposeScope();
             using var trace = routerZLoss > 0 ? new RouterTrace() : null;
             var input = saved[l].detach().requires_grad_(l > 0 || embeddingTrained); // [B, L, H]

@@ -118,19 +118,35 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
 
             double stepLoss = 0;
             double stepCrossEntropy = 0;
-            for (var start = 0; start < perStep; start += settings.MicroBatch)
+            try
             {
-                using var scope = NewDisposeScope();
-                var count = Math.Min(settings.MicroBatch, perStep - start);
-                var instances = Enumerable.Range(start, count).Select(j => split.TrainInstanceAt((step * perStep) + j)).ToArray();
-                var batch = Batches.Make(data, instances, settings.SeqLen, device); // [B, L+1]
-                var weight = (double)count / perStep;
-                var (total, crossEntropy) = Memory.Checkpointing
-                    ? CheckpointedBackward.Run(task.Model, batch, settings, weight, MoveGradients)
-                    : LanguageModelLoss.Backward(task.Model, batch, settings, weight);
-                MoveGradients();
-                stepLoss += total * weight;
-                stepCrossEntropy += crossEntropy * weight;
+                for (var start = 0; start < perStep; start += settings.MicroBatch)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();
+                    var count = Math.Min(settings.MicroBatch, perStep - start);
+                    var instances = Enumerable.Range(start, count).Select(j => split.TrainInstanceAt((step * perStep) + j)).ToArray();
+                    var batch = Batches.Make(data, instances, settings.SeqLen, device); // [B, L+1]
+                    var weight = (double)count / perStep;
+                    var (total, crossEntropy) = Memory.Checkpointing
+                        ? CheckpointedBackward.Run(task.Model, batch, settings, weight, MoveGradients, cancellationToken)
+                        : LanguageModelLoss.Backward(task.Model, batch, settings, weight);
+                    MoveGradients();
+                    stepLoss += total * weight;
+                    stepCrossEntropy += crossEntropy * weight;
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Ctrl-C within a step (minutes long at real size): its gradients are dropped, and since neither the masters
+                // nor the optimiser have moved yet, the checkpoint of the steps before it is exact.
+                foreach (var master in masters)
+                {
+                    master.grad = null;
+                }
+
+                TrainingCheckpoint.Save(checkpointFolder, named, optimizer, new TrainingCheckpoint.State(step, tokens, key, losses));
+                return new TrainingOutcome(step, tokens, Interrupted: true, lastLoss, losses);
             }
 
             var gradNorm = settings.GradClip > 0 ? nn.utils.clip_grad_norm_(masters, settings.GradClip) : double.NaN;

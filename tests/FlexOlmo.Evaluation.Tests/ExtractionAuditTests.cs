@@ -70,6 +70,17 @@ public sealed class ExtractionAuditTests(EvaluationFixture fixture)
     }
 
     [Fact]
+    public void Audit_LongerThanTheModelsContext_SaysHowFarToLowerTheContinuation()
+    {
+        var error = Assert.Throws<EvaluationException>(() => ExtractionAudit.Run(
+            new ExtractionRequest { Models = [fixture.Counting.Folder], Anchor = fixture.Training.AnchorFolder, Data = [fixture.Training.CountingData], Prefix = 64, Continuation = 100, TokenCache = fixture.TokenCache },
+            null,
+            CancellationToken.None));
+        Assert.Contains("max_position_embeddings 128", error.Message, StringComparison.Ordinal);
+        Assert.Contains("lower --continuation to 64", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ReportLoad_RefusesAFileThatIsNotAnAudit()
     {
         using var temp = new TempDirectory("extraction-bad");

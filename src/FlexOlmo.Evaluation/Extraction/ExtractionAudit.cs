@@ -31,6 +31,13 @@ public static class ExtractionAudit
             foreach (var (name, path, anchor) in audited)
             {
                 using var folder = Load(path, anchor, request);
+                var context = folder.Config.MaxPositionEmbeddings;
+                if (request.Prefix + request.Continuation > context)
+                {
+                    throw new EvaluationException(
+                        $"--prefix {request.Prefix} + --continuation {request.Continuation} is more than {path} can attend to (max_position_embeddings {context}); lower --continuation to {Math.Max(1, context - request.Prefix)} or less.");
+                }
+
                 if (data is null)
                 {
                     var encoding = folder.TextEncoding;
