@@ -63,23 +63,15 @@ internal static class FlexOlmoCli
             return refused;
         }
 
-        // Ctrl-C cancels the token; long jobs then save a checkpoint, so give them time before the process is killed.
-        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromMinutes(5) };
-        return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Runs a command inside another (the demo's stages): same output and cancellation, no process signal handling of its own.</summary>
-    internal static async Task<int> RunNestedAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
-    {
-        var parseResult = BuildRoot().Parse(args);
-        if (RefuseUsage(parseResult, error) is { } refused)
-        {
-            return refused;
-        }
-
+        // The executable turns Ctrl-C and SIGTERM into this token (InterruptSignals); System.CommandLine installs no
+        // handler of its own, as with it a real SIGINT killed the process before any checkpoint was written.
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
         return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Runs a command inside another (the demo's stages): same output and cancellation.</summary>
+    internal static Task<int> RunNestedAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken) =>
+        RunAsync(args, output, error, cancellationToken);
 
     /// <summary>
     /// One line for a command line that does not parse, or that gives an option or argument an empty value (no option
