@@ -29,18 +29,3 @@ internal static class TestEnvironment
         };
     }
 }
-
-/// <summary>
-/// The traits that keep tests out of the default run. The README's and .ci/run's filter,
-/// <c>Category!=Slow&amp;Category!=Gpu</c>, matches these exact strings, so tests name them through here, never as literals.
-/// </summary>
-internal static class TestCategory
-{
-    public const string Name = "Category";
-
-    /// <summary>Longer than the default run allows (minutes, or gigabytes of temporary disk).</summary>
-    public const string Slow = "Slow";
-
-    /// <summary>Needs a CUDA device and a CUDA libtorch (FLEXOLMO_LIBTORCH); fails without one.</summary>
-    public const string Gpu = "Gpu";
-}
