@@ -168,8 +168,9 @@ internal static class ScaleBenchmark
         var gflops = TrainBenchmark.FlopsPerToken(ExpertModel.ConfigFor(anchorConfig), seqLen) / perToken / 1e9;
         figures["train_us_per_token"] = perToken * 1e6;
         figures["train_mfu"] = gflops / peakGflops;
-        figures["train_peak_rss_gib"] = PeakMemory.Read() / (double)(1L << 30);
-        figures["train_peak_over_floor"] = PeakMemory.Read() / (double)loop.Memory.FloorBytes;
+        var peak = PeakMemory.Read();
+        figures["train_peak_rss_gib"] = peak / (double)(1L << 30);
+        figures["train_peak_over_floor"] = peak / (double)loop.Memory.FloorBytes;
         figures[Checkpointing] = loop.Memory.Checkpointing ? 1 : 0;
     }
 

@@ -69,10 +69,6 @@ internal static class FlexOlmoCli
         return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Runs a command inside another (the demo's stages): same output and cancellation.</summary>
-    internal static Task<int> RunNestedAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken) =>
-        RunAsync(args, output, error, cancellationToken);
-
     /// <summary>
     /// One line for a command line that does not parse, or that gives an option or argument an empty value (no option
     /// takes one; an empty path would otherwise mean the current folder). Help requests are left to print help.

@@ -62,10 +62,10 @@ internal static class PublishCommand
 
         var report = ExtractionReport.Load(reportPath);
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
-        var packages = report.Rows.Where(r => r.Kind.StartsWith("expert package", StringComparison.Ordinal)).ToList();
-        var row = report.Rows.FirstOrDefault(r => r.Model == name && r.Kind != "dense") ?? (packages.Count == 1 ? packages[0] : null)
+        var packages = report.Rows.Where(r => r.Kind == ExtractionKinds.ExpertPackage).ToList();
+        var row = report.Rows.FirstOrDefault(r => r.Model == name && r.Kind != ExtractionKinds.Dense) ?? (packages.Count == 1 ? packages[0] : null)
             ?? throw new FlexOlmoException($"--audit {reportPath}: has no row for {name}. Audit this package: flexolmo audit-extraction --model {folder} --anchor ANCHOR --data YOUR_FILES --out {reportPath}");
-        var anchor = report.Rows.FirstOrDefault(r => r.Model == "anchor");
+        var anchor = report.Rows.FirstOrDefault(r => r.Model == ExtractionKinds.AnchorRow);
         var settings = report.Settings;
         return new ExtractionAuditSummary(
             row.Rate, row.Documents, row.Extracted, anchor?.Rate, settings.Prefix, settings.Continuation, settings.Samples, settings.Threshold, FileDigest.Of(File.ReadAllBytes(reportPath)));

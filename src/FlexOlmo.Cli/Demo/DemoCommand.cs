@@ -215,7 +215,7 @@ internal static class DemoCommand
             var libTorch = context.ParseResult.GetValue(CommonOptions.LibTorch);
             Output.WriteLine("$ flexolmo " + string.Join(' ', args.Select(Quote)));
             string[] full = libTorch is null ? args : [.. args, "--libtorch", libTorch];
-            var code = await FlexOlmoCli.RunNestedAsync(full, Output, context.Error, context.CancellationToken).ConfigureAwait(false);
+            var code = await FlexOlmoCli.RunAsync(full, Output, context.Error, context.CancellationToken).ConfigureAwait(false);
             if (code != 0)
             {
                 throw code == 130

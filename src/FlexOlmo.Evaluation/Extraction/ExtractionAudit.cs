@@ -18,7 +18,7 @@ public static class ExtractionAudit
         var audited = new List<(string Name, string Path, string? Anchor)>();
         if (request.Anchor is { } anchorPath)
         {
-            audited.Add(("anchor", anchorPath, null));
+            audited.Add((ExtractionKinds.AnchorRow, anchorPath, null));
         }
 
         audited.AddRange(request.Models.Select(m => (Path.GetFileName(Path.TrimEndingDirectorySeparator(m)), m, request.Anchor)));
@@ -55,9 +55,9 @@ public static class ExtractionAudit
 
                 var kind = folder.Kind switch
                 {
-                    ModelFolderKind.Anchor or ModelFolderKind.Dense => "dense",
-                    ModelFolderKind.ExpertPackage => "expert package (2-expert model)",
-                    _ => "composed",
+                    ModelFolderKind.Anchor or ModelFolderKind.Dense => ExtractionKinds.Dense,
+                    ModelFolderKind.ExpertPackage => ExtractionKinds.ExpertPackage,
+                    _ => ExtractionKinds.Composed,
                 };
                 rows.Add(Audit(name, kind, folder, data, documents!, request, log, cancellationToken));
             }

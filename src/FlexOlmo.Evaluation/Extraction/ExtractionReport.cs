@@ -6,6 +6,15 @@ using FlexOlmo.Formats;
 
 namespace FlexOlmo.Evaluation.Extraction;
 
+/// <summary>The names the audit gives its rows' kinds, and the anchor's row: one spelling for the audit and its readers.</summary>
+public static class ExtractionKinds
+{
+    public const string AnchorRow = "anchor";
+    public const string Dense = "dense";
+    public const string ExpertPackage = "expert package (2-expert model)";
+    public const string Composed = "composed";
+}
+
 /// <summary>One audited model: how many of the sampled documents had a sample close to their true continuation.</summary>
 public sealed record ExtractionRow(
     [property: JsonPropertyName("model")] string Model,
