@@ -35,10 +35,13 @@ internal static class FlexOlmoCli
             ImportExpertCommand.Create(),
             ExportExpertCommand.Create(),
             DecomposeCommand.Create(),
+            SoupCommand.Create(),
+            SelectProxyCommand.Create(),
             TuneRouterCommand.Create(),
             EvalCommand.Create(),
             AuditExtractionCommand.Create(),
             DemoCommand.Create(),
+            StudyCommand.Create(),
             ServeCommand.Create(),
         })
         {

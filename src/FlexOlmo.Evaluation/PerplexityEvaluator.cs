@@ -81,25 +81,8 @@ public static class PerplexityEvaluator
         var done = 0;
         foreach (var domain in request.Domains)
         {
-            IReadOnlyList<string> files;
-            try
-            {
-                files = DataFiles.Expand(domain.Paths);
-            }
-            catch (DataException e)
-            {
-                throw new EvaluationException($"--data {domain.Name}: {e.Message}");
-            }
-
-            using var data = new TokenDataset(cache.Prepare(files, rawBytes, log, cancellationToken), config.VocabSize);
-            var windows = Windows(data.InstanceCount(seqLen), request.MaxTokens / seqLen);
-            if (windows.Count == 0)
-            {
-                throw new EvaluationException(
-                    $"--data {domain.Name}: {data.TotalTokens} tokens in {files.Count} file(s) do not fill one window of {seqLen + 1}; add text or lower --seq-len.");
-            }
-
-            log?.Report($"{domain.Name}: {windows.Count} window(s) of {seqLen} tokens from {files.Count} file(s) ({data.TotalTokens} tokens)");
+            var (data, windows) = OpenDomain(domain, cache, rawBytes, config.VocabSize, seqLen, request.MaxTokens, log, cancellationToken);
+            using var dataScope = data;
             foreach (var mask in masks)
             {
                 using var bias = evaluated.NumExperts > 1 && !mask.Experts.IsAll
@@ -127,6 +110,36 @@ public static class PerplexityEvaluator
             perplexity.ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, double>)p.Value),
             DateTimeOffset.UtcNow,
             ToolInfo.Current);
+    }
+
+    /// <summary>
+    /// A domain's text as token instances, and the windows every row of a report reads: up to
+    /// <paramref name="maxTokens"/> / <paramref name="seqLen"/> instances spread evenly over the text.
+    /// </summary>
+    internal static (TokenDataset Data, IReadOnlyList<long> Windows) OpenDomain(
+        EvaluationDomain domain, TokenCache cache, int rawBytes, int vocabSize, int seqLen, long maxTokens, IProgress<string>? log, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string> files;
+        try
+        {
+            files = DataFiles.Expand(domain.Paths);
+        }
+        catch (DataException e)
+        {
+            throw new EvaluationException($"--data {domain.Name}: {e.Message}");
+        }
+
+        var data = new TokenDataset(cache.Prepare(files, rawBytes, log, cancellationToken), vocabSize);
+        var windows = Windows(data.InstanceCount(seqLen), maxTokens / seqLen);
+        if (windows.Count == 0)
+        {
+            data.Dispose();
+            throw new EvaluationException(
+                $"--data {domain.Name}: {data.TotalTokens} tokens in {files.Count} file(s) do not fill one window of {seqLen + 1}; add text or lower --seq-len.");
+        }
+
+        log?.Report($"{domain.Name}: {windows.Count} window(s) of {seqLen} tokens from {files.Count} file(s) ({data.TotalTokens} tokens)");
+        return (data, windows);
     }
 
     /// <summary>Up to <paramref name="wanted"/> instance indices spread evenly over <paramref name="available"/>.</summary>

@@ -36,7 +36,8 @@ public sealed record TrainingRecord(
     string Dtype,
     string? Device = null,
     long? DataDocuments = null,
-    ValidationRecord? Validation = null);
+    ValidationRecord? Validation = null,
+    string? Ablation = null);
 
 /// <summary>Held-out perplexity of the anchor alone and of anchor + expert.</summary>
 public sealed record ValidationRecord(long Tokens, double AnchorPerplexity, double ExpertPerplexity);

@@ -60,6 +60,44 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
             Add("audit-extraction", "--model", "@exp", "--anchor", model, "--data", "@text.txt", "--out", "@out", "--prefix", "4", "--continuation", "4", "--samples", "1", "--documents", "1");
         }
 
+        foreach (var model in Models)
+        {
+            Add("soup", "--model", model, "--out", "@out");
+        }
+
+        foreach (var weight in new[] { "x", "public", "=1", "public=nan", "public=-1", "public=0", "nobody=1", "public=1e400", "public=1 public=2" })
+        {
+            Add(["soup", "--model", "@golden/flexolmo-tiny", "--out", "@out", "--weights", .. weight.Split(' ')]);
+        }
+
+        foreach (var target in new[] { "@anchor", "@garbage.bin", "/proc/x" })
+        {
+            Add("soup", "--model", "@golden/flexolmo-tiny", "--out", target);
+            Add("select-proxy", "--anchor", "@anchor", "--data", "@text.txt", "--public-data", "@text.txt", "--out", target);
+            Add("study", "--tiny", "--work", target);
+        }
+
+        foreach (var anchor in new[] { "@garbage-anchor", "@garbage-pkg", "@dir", "@nonexistent", "@m-badtok", "@m-badconfig", "@garbage.bin" })
+        {
+            Add("select-proxy", "--anchor", anchor, "--data", "@text.txt", "--public-data", "@text.txt", "--out", "@out");
+        }
+
+        foreach (var data in Data.Concat(BadPaths))
+        {
+            Add("select-proxy", "--anchor", "@anchor", "--data", data, "--public-data", "@text.txt", "--out", "@out");
+            Add("select-proxy", "--anchor", "@anchor", "--data", "@text.txt", "--public-data", data, "--out", "@out");
+        }
+
+        foreach (var value in Doubles.Append("0").Append("2"))
+        {
+            Add("select-proxy", "--anchor", "@anchor", "--data", "@text.txt", "--public-data", "@text.txt", "--out", "@out", "--fraction", value);
+        }
+
+        foreach (var corpus in new[] { "@dir", "@nonexistent", "@garbage.bin" })
+        {
+            Add("study", "--tiny", "--work", "@out", "--corpus", corpus);
+        }
+
         foreach (var size in new[] { "0", "x", "-1", "5XB", "1e3", "2TB", "0.5B", "" })
         {
             Add("decompose", "--model", "@golden/flexolmo-tiny", "--out", "@out", "--shard-size", size);
@@ -160,6 +198,11 @@ public sealed class HostileInputSweepTests(HostileWorld world) : IClassFixture<H
         foreach (var value in new[] { "x", "uint8" })
         {
             Add(TrainExpert("--token-dtype", value));
+        }
+
+        foreach (var value in new[] { "x", "", "NO-BIAS" })
+        {
+            Add(TrainExpert("--ablation", value));
         }
 
         foreach (var value in new[] { "@anchor", "@anchor/model", "@exp", "/proc/x", "@garbage.bin" })

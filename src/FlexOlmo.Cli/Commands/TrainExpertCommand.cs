@@ -28,6 +28,13 @@ internal static class TrainExpertCommand
         DefaultValueFactory = _ => 1.0,
     };
 
+    private static readonly Option<string> Ablation = new Option<string>("--ablation")
+    {
+        Description = "For studies only: train one of the paper's ablations instead of the method. no-bias: b_i stays 0; no-init: a random router row and no bias; " +
+            "no-coordination: the FFN fine-tuned alone as a dense model, r_i kept at the domain embedding. Recorded in the manifest.",
+        DefaultValueFactory = _ => "none",
+    }.AcceptOnlyFromAmong([.. ExpertAblation.Named.Keys]);
+
     private static readonly Option<string> Device = CommonOptions.Device();
     private static readonly Option<string> DType = CommonOptions.DType();
     private static readonly Option<string?> TokenCacheFolder = CommonOptions.TokenCache();
@@ -36,7 +43,7 @@ internal static class TrainExpertCommand
     {
         var command = new Command("train-expert", "Train your FFN expert on your own data against a frozen public anchor (the data never leaves this machine).")
         {
-            Anchor, Data, Name, Version, Out, RouterEmbedding, Samples, Owner, License, Description, RouterLrScale, Device, DType, TokenCacheFolder,
+            Anchor, Data, Name, Version, Out, RouterEmbedding, Samples, Owner, License, Description, RouterLrScale, Ablation, Device, DType, TokenCacheFolder,
         };
         foreach (var option in Training.All)
         {
@@ -62,6 +69,7 @@ internal static class TrainExpertCommand
             License = context.Get(License),
             Description = context.Get(Description),
             Settings = Training.Settings(context.ParseResult, Defaults) with { RouterLrScale = context.Get(RouterLrScale) },
+            Ablation = ExpertAblation.Named[context.Get(Ablation)],
             Device = context.Get(Device),
             DType = context.Get(DType),
             Resume = context.ParseResult.GetValue(Training.Resume),

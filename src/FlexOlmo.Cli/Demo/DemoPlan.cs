@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json.Nodes;
 
 namespace FlexOlmo.Cli.Demo;
@@ -51,6 +52,71 @@ internal sealed record DemoPlan(
     public static readonly DemoPlan Quick = new(
         "quick", VocabSize: 2048, HiddenSize: 128, IntermediateSize: 512, Layers: 4, Heads: 4, SeqLen: 128, BatchTokens: 2048,
         PretrainTokens: 655_360, PretrainLr: 4e-3, ExpertTokens: 196_608, ExpertLr: 2e-3, EmbeddingSamples: 100, EvalTokens: 6_144, ExpertsPerToken: 4);
+
+    /// <summary>A plan for tests only: synthetic text, a model of a few thousand parameters, about a minute for demo and study together.</summary>
+    public static readonly DemoPlan Tiny = new(
+        "tiny", VocabSize: 300, HiddenSize: 32, IntermediateSize: 64, Layers: 2, Heads: 2, SeqLen: 32, BatchTokens: 512,
+        PretrainTokens: 32_768, PretrainLr: 1e-2, ExpertTokens: 16_384, ExpertLr: 5e-3, EmbeddingSamples: 20, EvalTokens: 2_048, ExpertsPerToken: 4);
+
+    /// <summary>Tokens of router tuning in the study (the router rows alone learn fast; a quarter of an expert's training).</summary>
+    public long RouterTuningTokens => ExpertTokens / 4;
+
+    /// <summary>The arguments of one owner's <c>train-expert</c>, shared by the demo and the study's ablations.</summary>
+    public IReadOnlyList<string> TrainExpertArguments(string anchor, string data, DemoDomain owner, string output, string tokenCache, string device, string? ablation = null)
+    {
+        var args = new List<string>
+        {
+            "train-expert", "--anchor", anchor, "--data", data, "--name", owner.Name, "--out", output,
+            "--owner", $"{owner.Name} owner", "--license", "CC-BY-4.0", "--description", $"Brown corpus {owner.Description}",
+            "--seq-len", CommandSteps.I(SeqLen), "--batch-tokens", CommandSteps.I(BatchTokens), "--tokens", CommandSteps.I(ExpertTokens), "--lr", CommandSteps.D(ExpertLr),
+            "--router-z-loss", CommandSteps.D(RouterZLoss), "--router-lr-scale", CommandSteps.D(RouterLrScale), "--samples", CommandSteps.I(EmbeddingSamples), "--val-fraction", "0.05",
+            "--checkpoint-every", "0", "--token-cache", tokenCache, "--device", device,
+        };
+        if (ablation is not null)
+        {
+            args.AddRange(["--ablation", ablation]);
+        }
+
+        return args;
+    }
+
+    /// <summary>
+    /// A recipe of the demo's anchor and experts: from the registry (signed, with the owners' public keys) when
+    /// <paramref name="registry"/> is given, else from local folders (unsigned). Paths are relative to the recipe.
+    /// </summary>
+    public static string RecipeText(string name, int expertsPerToken, string anchor, IReadOnlyList<string> experts, string? registry, string? keys, string output)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("# Written by 'flexolmo demo' or 'flexolmo study': the experts whose owners opted in.");
+        text.AppendLine($"name: {name}");
+        text.AppendLine("description: The Brown public anchor with the news, science and fiction owners' experts.");
+        if (registry is not null)
+        {
+            text.AppendLine($"registry: {registry}");
+        }
+
+        text.AppendLine("anchor:");
+        text.AppendLine($"  source: \"{anchor}\"");
+        text.AppendLine("experts:");
+        foreach (var expert in experts)
+        {
+            text.AppendLine($"  - source: {expert}");
+        }
+
+        text.AppendLine(FormattableString.Invariant($"experts_per_token: {expertsPerToken}"));
+        if (keys is not null)
+        {
+            text.AppendLine("trusted_keys:");
+            foreach (var owner in DemoDomain.Owners)
+            {
+                text.AppendLine($"  - {keys}/{owner.Name}.key.pub");
+            }
+        }
+
+        text.AppendLine("output:");
+        text.AppendLine($"  path: {output}");
+        return text.ToString();
+    }
 
     /// <summary>The anchor's config.json (OLMo-2, untied embeddings) for a tokenizer with two special tokens after the vocabulary.</summary>
     public JsonObject AnchorConfig() => new()

@@ -40,6 +40,9 @@ public sealed record ExpertTrainingRequest
 
     public TrainingSettings Settings { get; init; } = new();
 
+    /// <summary>One of the paper's ablations, for studies; <see cref="ExpertAblation.None"/> trains by the method.</summary>
+    public ExpertAblation Ablation { get; init; } = ExpertAblation.None;
+
     public string Device { get; init; } = "cpu";
 
     public string DType { get; init; } = "auto";
@@ -116,14 +119,21 @@ public static class ExpertTrainer
 
         using var model = ExpertModel.Build(anchorConfig, weights, publicRows, ownerEmbedding, device, dtype);
         model.train();
-        var task = new ExpertTrainingTask(model, settings);
+        var task = new ExpertTrainingTask(model, settings, request.Ablation);
         var loop = new TrainingLoop(task, data, split, settings, steps, device, request.Out);
         log?.Report(loop.Memory.Describe());
+        if (!request.Ablation.IsNone)
+        {
+            log?.Report($"ablation: {request.Ablation.Describe()}");
+        }
+
         var outcome = loop.Run(request.Resume, progress, cancellationToken);
         if (outcome.Interrupted)
         {
             return new ExpertTrainingResult(null, outcome, null, request.Out);
         }
+
+        task.FinishTraining();
 
         model.eval();
         log?.Report("validation: measuring perplexity of the anchor alone and of anchor + expert");
@@ -162,11 +172,32 @@ public static class ExpertTrainer
             return RouterEmbeddingSource.FromFile(path, anchorConfig.HiddenSize, request.Settings.Seed, log);
         }
 
+        if (request.Ablation.RouterInit == RouterInit.Random)
+        {
+            log?.Report("router embedding: a seeded random vector with r_pub's mean norm (ablation: no domain init)");
+            return (RandomRow(publicRows, request.Settings.Seed), new RouterEmbeddingProvenance("random", anchorConfig.HiddenSize));
+        }
+
         log?.Report($"router embedding: mean of the anchor's mean-pooled hidden states over up to {request.Samples} documents of the data");
         using var embedder = ExpertModel.Build(anchorConfig, weights, publicRows, publicRows[0], device, dtype);
         embedder.eval();
         var embedding = DomainEmbedder.FromModel(embedder, data, eos, request.Samples, request.Settings.SeqLen, request.Settings.Seed, cancellationToken);
         return (embedding, new RouterEmbeddingProvenance("anchor-mean-hidden", embedding.Length, Samples: request.Samples));
+    }
+
+    /// <summary>A seeded Gaussian direction scaled to the mean norm of the public rows, so only its direction differs from a domain embedding's scale.</summary>
+    internal static float[] RandomRow(IReadOnlyList<float[]> publicRows, long seed)
+    {
+        var random = new Random(unchecked((int)seed) ^ 0x5eed);
+        var row = new double[publicRows[0].Length];
+        for (var i = 0; i < row.Length; i++)
+        {
+            row[i] = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()); // Box-Muller
+        }
+
+        var norm = Math.Sqrt(row.Sum(v => v * v));
+        var target = publicRows.Average(r => Math.Sqrt(r.Sum(v => (double)v * v)));
+        return row.Select(v => (float)(v / norm * target)).ToArray();
     }
 
     /// <summary>Held-out perplexity with the public expert alone (exactly the dense anchor) and with both experts.</summary>
@@ -214,7 +245,7 @@ public static class ExpertTrainer
             provenance,
             new TrainingRecord(
                 outcome.Steps, outcome.Tokens, request.Settings.SeqLen, request.Settings.BatchTokens, request.Settings.Lr, warmup, request.Settings.Seed,
-                TorchRuntime.Name(dtype), request.Device, documents, validation),
+                TorchRuntime.Name(dtype), request.Device, documents, validation, request.Ablation.IsNone ? null : request.Ablation.Describe()),
             [FileDigest.Compute(request.Out, ExpertTensorNames.WeightsFile)],
             DateTimeOffset.UtcNow,
             ToolInfo.Current,
