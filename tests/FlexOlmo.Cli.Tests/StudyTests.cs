@@ -81,7 +81,7 @@ public sealed class StudyTests
         Assert.Contains("--quick", other.Error, StringComparison.Ordinal);
     }
 
-    /// <summary>The full study on the default demo and the real Brown corpus: about forty minutes on 2 cores.</summary>
+    /// <summary>The full study on the default demo and the real Brown corpus: about thirty minutes on 2 cores.</summary>
     [Fact]
     [Trait("Category", "Slow")]
     public async Task Study_Default_OnTheBrownCorpus_WritesEveryRow()
