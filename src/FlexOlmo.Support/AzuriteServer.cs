@@ -38,8 +38,14 @@ public sealed class AzuriteServer : IDisposable
 
     public int? ProcessId => _process?.Id;
 
+    /// <summary>Starts the server (the constructor already has); a server that is running is left as it is, never started twice.</summary>
     public void Start()
     {
+        if (_process is { HasExited: false })
+        {
+            return; // a second process would lose the port to the first and leave it running, unstopped
+        }
+
         var info = new ProcessStartInfo(_executable)
         {
             RedirectStandardOutput = true,

@@ -21,7 +21,6 @@ public sealed class ReplicaTests
     public async Task TwoReplicas_OfOneModelAndRegistry_BothStopUsingARevokedExpert_WithinTwoPollIntervals()
     {
         using var azurite = new AzuriteServer();
-        azurite.Start();
         using var folder = new TempDirectory("cli-replicas");
         string At(string name) => Path.Combine(folder.Path, name);
         var registry = azurite.RegistryUri("replicas");
