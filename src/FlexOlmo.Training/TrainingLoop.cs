@@ -138,15 +138,9 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                // Ctrl-C within a step (minutes long at real size): its gradients are dropped, and since neither the masters
-                // nor the optimiser have moved yet, the checkpoint of the steps before it is exact.
-                foreach (var master in masters)
-                {
-                    master.grad = null;
-                }
-
-                TrainingCheckpoint.Save(checkpointFolder, named, optimizer, new TrainingCheckpoint.State(step, tokens, key, losses));
-                return new TrainingOutcome(step, tokens, Interrupted: true, lastLoss, losses);
+                // Ctrl-C within a step (minutes long at real size): its gradients are never applied, and since neither the masters
+                // nor the optimiser have moved yet, the check at the top of the loop saves the exact checkpoint of the steps before it.
+                continue;
             }
 
             var gradNorm = settings.GradClip > 0 ? nn.utils.clip_grad_norm_(masters, settings.GradClip) : double.NaN;

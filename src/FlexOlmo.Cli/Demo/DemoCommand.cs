@@ -35,7 +35,7 @@ internal static class DemoCommand
 
     private static async Task<int> RunAsync(CommandContext context)
     {
-        var plan = context.Get(Tiny) ? DemoPlan.Tiny : context.Get(Quick) ? DemoPlan.Quick : DemoPlan.Default;
+        var plan = DemoPlan.Choose(context.Get(Quick), context.Get(Tiny));
         var work = context.Get(Work);
         PrepareWorkFolder(work, context.Output);
         var run = new DemoRun(context, plan, work);

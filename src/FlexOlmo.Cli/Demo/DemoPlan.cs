@@ -58,6 +58,12 @@ internal sealed record DemoPlan(
         "tiny", VocabSize: 300, HiddenSize: 32, IntermediateSize: 64, Layers: 2, Heads: 2, SeqLen: 32, BatchTokens: 512,
         PretrainTokens: 32_768, PretrainLr: 1e-2, ExpertTokens: 16_384, ExpertLr: 5e-3, EmbeddingSamples: 20, EvalTokens: 2_048, ExpertsPerToken: 4);
 
+    /// <summary>The plan the demo's and the study's flags choose (the hidden --tiny wins over --quick).</summary>
+    public static DemoPlan Choose(bool quick, bool tiny) => tiny ? Tiny : quick ? Quick : Default;
+
+    /// <summary>The flags that choose this plan, for a command that runs the demo.</summary>
+    public string[] Flags => this == Tiny ? ["--tiny"] : this == Quick ? ["--quick"] : [];
+
     /// <summary>Tokens of router tuning in the study (the router rows alone learn fast; a quarter of an expert's training).</summary>
     public long RouterTuningTokens => ExpertTokens / 4;
 

@@ -30,14 +30,10 @@ internal static class StudyCommand
         {
             Work, Quick, Tiny, Corpus, Device,
         };
-        command.SetAction((parseResult, ct) => CommandRunner.RunAsync(parseResult, needsTorch: true, context => new StudyRun(context, PlanOf(context), context.Get(Work)).RunAsync(), ct));
+        command.SetAction((parseResult, ct) => CommandRunner.RunAsync(
+            parseResult, needsTorch: true, context => new StudyRun(context, DemoPlan.Choose(context.Get(Quick), context.Get(Tiny)), context.Get(Work)).RunAsync(), ct));
         return command;
     }
-
-    private static DemoPlan PlanOf(CommandContext context) => context.Get(Tiny) ? DemoPlan.Tiny : context.Get(Quick) ? DemoPlan.Quick : DemoPlan.Default;
-
-    /// <summary>The demo's plan flag, for the demo run the study starts.</summary>
-    internal static string[] PlanFlag(DemoPlan plan) => plan == DemoPlan.Tiny ? ["--tiny"] : plan == DemoPlan.Quick ? ["--quick"] : [];
 
     private sealed class StudyRun(CommandContext context, DemoPlan plan, string workFolder)
     {
@@ -222,7 +218,7 @@ internal static class StudyCommand
             }
 
             Output.WriteLine($"no finished demo in {_work}; running it first");
-            string[] args = ["demo", "--work", _work, .. PlanFlag(plan), "--device", Device];
+            string[] args = ["demo", "--work", _work, .. plan.Flags, "--device", Device];
             if (context.Get(Corpus) is { } corpus)
             {
                 args = [.. args, "--corpus", corpus];

@@ -54,6 +54,7 @@ public static class ModelSoup
         var names = ComposedSidecar.ExpertNamesOf(request.Model, config.NumExperts);
         var weights = Normalise(names, request.Weights);
         using var flex = SafetensorsCheckpoint.Open(request.Model);
+        CheckExperts(flex, config, request.Model);
         var ffn = Enumerable.Range(0, config.NumHiddenLayers)
             .SelectMany(layer => TensorNames.FfnProjections.Select(projection => (Name: TensorNames.DenseMlp(layer, projection), Layer: layer, Projection: projection)))
             .ToDictionary(t => t.Name);
@@ -74,6 +75,31 @@ public static class ModelSoup
             File.WriteAllText(Path.Combine(staging, RecordFile), JsonSerializer.Serialize(record, Indented) + "\n");
         });
         return new SoupResult(Path.GetFullPath(request.Out), byName);
+    }
+
+    /// <summary>
+    /// Every expert's FFN projections exist with the shape the config gives ([I, H] for gate and up, [H, I] for down),
+    /// checked before anything is written, so a checkpoint whose experts disagree is refused by name.
+    /// </summary>
+    private static void CheckExperts(SafetensorsCheckpoint flex, ModelConfig config, string model)
+    {
+        for (var layer = 0; layer < config.NumHiddenLayers; layer++)
+        {
+            foreach (var projection in TensorNames.FfnProjections)
+            {
+                long[] expected = projection == "down_proj" ? [config.HiddenSize, config.IntermediateSize] : [config.IntermediateSize, config.HiddenSize];
+                for (var e = 0; e < config.NumExperts; e++)
+                {
+                    var slice = ExpertTensors.Find(flex, config.NumExperts, layer, e, projection)
+                        ?? throw new SoupException($"--model {model}: has no tensor for expert {e}'s {projection} in layer {layer}.");
+                    if (!slice.Shape.SequenceEqual(expected))
+                    {
+                        throw new SoupException(
+                            $"--model {model}: expert {e}'s {projection} in layer {layer} is [{string.Join(",", slice.Shape)}], not [{string.Join(",", expected)}] as config.json says; the checkpoint is damaged.");
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>The weights in router order, each finite and non-negative, summing to 1; every name must be an expert of the model.</summary>
@@ -120,8 +146,7 @@ public static class ModelSoup
                 continue;
             }
 
-            var slice = ExpertTensors.Find(flex, config.NumExperts, layer, e, projection)
-                ?? throw new CheckpointException($"{flex.Source}: has no tensor for expert {e}'s {projection} in layer {layer}.");
+            var slice = ExpertTensors.Find(flex, config.NumExperts, layer, e, projection)!; // checked by CheckExperts
             var values = TensorBytes.Read(slice.File, slice.Info, slice.ByteOffset, slice.Shape).to(ScalarType.Float32) * weights[e]; // [I, H] or [H, I]
             sum = sum is null ? values : sum + values;
         }

@@ -102,6 +102,8 @@ public static class BtmEnsemble
         var prefix = new double[m];
         var order = new int[m];
         var total = 0.0;
+        var logTerms = new double[topK];
+        Comparison<int> byPosterior = (a, b) => prefix[a] != prefix[b] ? prefix[a].CompareTo(prefix[b]) : a.CompareTo(b); // lowest prefix NLL first; ties keep member order
         for (var t = 0; t < length; t++)
         {
             for (var i = 0; i < m; i++)
@@ -109,19 +111,20 @@ public static class BtmEnsemble
                 order[i] = i;
             }
 
-            // Highest posterior first: lowest prefix NLL; ties keep member order.
-            Array.Sort(order, (a, b) => prefix[a] != prefix[b] ? prefix[a].CompareTo(prefix[b]) : a.CompareTo(b));
+            Array.Sort(order, byPosterior);
             var best = -prefix[order[0]] / temperature;
-            double weightSum = 0, mixture = 0;
+            double weightSum = 0;
             for (var j = 0; j < topK; j++)
             {
                 var i = order[j];
-                var weight = Math.Exp(-prefix[i] / temperature - best); // unnormalised, <= 1
-                weightSum += weight;
-                mixture += weight * Math.Exp(-memberLosses[i][t]);
+                var logWeight = (-prefix[i] / temperature) - best; // unnormalised, <= 0
+                weightSum += Math.Exp(logWeight);
+                logTerms[j] = logWeight - memberLosses[i][t];
             }
 
-            total += -Math.Log(mixture / weightSum);
+            // -log(sum_j w_j p_j / sum_j w_j), in log space so that no member's probability underflows to 0.
+            var top = logTerms.Max();
+            total += -(top + Math.Log(logTerms.Sum(v => Math.Exp(v - top)))) + Math.Log(weightSum);
             for (var i = 0; i < m; i++)
             {
                 prefix[i] += memberLosses[i][t];

@@ -27,13 +27,11 @@ public sealed record ExpertAblation(bool TrainBias = true, RouterInit RouterInit
 
     public bool IsNone => this == None;
 
-    /// <summary>A short description for logs and manifests, for example "no bias, random router init".</summary>
-    public string Describe() => IsNone
-        ? "coordinated, domain-embedding router init, trained bias"
-        : string.Join(", ", new[]
-        {
-            Uncoordinated ? "uncoordinated (the FFN fine-tuned alone)" : null,
-            RouterInit == RouterInit.Random ? "random router init" : null,
-            TrainBias || Uncoordinated ? null : "no bias",
-        }.Where(s => s is not null));
+    /// <summary>What an ablation leaves out, for logs and manifests, for example "no bias, random router init".</summary>
+    public string Describe() => string.Join(", ", new[]
+    {
+        Uncoordinated ? "uncoordinated (the FFN fine-tuned alone)" : null,
+        RouterInit == RouterInit.Random ? "random router init" : null,
+        TrainBias || Uncoordinated ? null : "no bias",
+    }.Where(s => s is not null));
 }

@@ -31,8 +31,9 @@ public sealed record ProxyResult(string Out, int PublicDocuments, int Selected, 
 
 /// <summary>
 /// Selects the public documents most like an owner's data with a <see cref="ProxyClassifier"/> (owner against
-/// public), and writes them as JSON lines: proxy data for router tuning. Documents stream twice through the reader
-/// (once to score, once to copy), so only token counts and one document at a time are held.
+/// public), and writes them as JSON lines: proxy data for router tuning. The public documents stream through the reader
+/// three times (to fit, to score, to copy) rather than being kept, so only token counts, one score per document and
+/// one document at a time are held, whatever the size of the public data.
 /// </summary>
 public static class ProxySelector
 {
