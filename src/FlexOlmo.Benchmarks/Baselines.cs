@@ -28,24 +28,6 @@ internal static class Baselines
         return best;
     }
 
-    /// <summary>Memory read bandwidth (GB/s): summing a buffer much larger than the caches.</summary>
-    public static double ReadBandwidthGBps(Device device, long bytes = 1L << 30, double seconds = 2.0)
-    {
-        using var scope = NewDisposeScope();
-        var buffer = ones([bytes / 4], ScalarType.Float32, device);
-        buffer.sum().Dispose();
-        var best = 0.0;
-        var total = Stopwatch.StartNew();
-        while (total.Elapsed.TotalSeconds < seconds)
-        {
-            var watch = Stopwatch.StartNew();
-            buffer.sum().item<float>();
-            best = Math.Max(best, bytes / watch.Elapsed.TotalSeconds / 1e9);
-        }
-
-        return best;
-    }
-
     public static void Synchronize(Device device)
     {
         if (device.type == TorchSharp.DeviceType.CUDA)

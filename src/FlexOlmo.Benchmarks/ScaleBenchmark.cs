@@ -37,15 +37,14 @@ internal static class ScaleBenchmark
 
         var report = new Report("scale");
         var peak = Baselines.MatmulGflops(ScalarType.BFloat16, CPU);
-        var bandwidth = Baselines.ReadBandwidthGBps(CPU);
-        report.Note($"bf16 matmul peak {peak:0} GFLOP/s, read bandwidth {bandwidth:0.0} GB/s, threads {get_num_threads()}; training at sequence {seqLen}, micro-batch {microBatch}, {steps} steps (the first not timed); compose of the anchor + {Experts} experts, top-2");
+        report.Note($"bf16 matmul peak {peak:0} GFLOP/s, threads {get_num_threads()}; training at sequence {seqLen}, micro-batch {microBatch}, {steps} steps (the first not timed); compose of the anchor + {Experts} experts, top-2");
         var rows = new List<(string Name, long Parameters, Dictionary<string, double> Figures)>();
         foreach (var name in Names.Where(sizes.Contains))
         {
             var config = Config(name);
             using var temp = new TrainBenchmark.TempFolder();
             CheckFreeSpace(temp.Path, config, name);
-            var figures = Rung(config, temp.Path, Math.Min(seqLen, config.MaxPositionEmbeddings), microBatch, steps, peak, ref bandwidth);
+            var figures = Rung(config, temp.Path, Math.Min(seqLen, config.MaxPositionEmbeddings), microBatch, steps, peak);
             var parameters = RandomCheckpoint.Parameters(config);
             rows.Add((name, parameters, figures));
             var row = new Dictionary<string, object> { ["rung"] = name, ["parameters"] = parameters };
@@ -80,7 +79,7 @@ internal static class ScaleBenchmark
         _ => throw new ArgumentException($"unknown rung {name}"),
     };
 
-    private static Dictionary<string, double> Rung(ModelConfig config, string root, int seqLen, int microBatch, int steps, double peakGflops, ref double bandwidth)
+    private static Dictionary<string, double> Rung(ModelConfig config, string root, int seqLen, int microBatch, int steps, double peakGflops)
     {
         var figures = new Dictionary<string, double>();
         var anchorFolder = Path.Combine(root, "anchor");
@@ -120,11 +119,9 @@ internal static class ScaleBenchmark
         using (var model = CheckpointLoader.Load(composed, CPU, ScalarType.BFloat16))
         {
             model.eval();
-            var perToken = DecodeBenchmark.Measure(model, 1, 32, 16);
-            bandwidth = Math.Max(bandwidth, Baselines.ReadBandwidthGBps(CPU));
-            var stream = BenchmarkModel.ActiveMatmulParameters(model.Config) * 2 / (bandwidth * 1e9);
-            figures["decode_ms_per_token"] = perToken * 1000;
-            figures["decode_ratio_to_stream"] = perToken / stream;
+            var paired = new WeightStream(model, 1).Paired(() => DecodeBenchmark.Measure(model, 1, 32, 16), 3);
+            figures["decode_ms_per_token"] = paired.Step * 1000;
+            figures["decode_ratio_to_stream"] = paired.Ratio;
         }
 
         figures["decode_peak_rss_over_model_bytes"] = PeakMemory.Read() / (double)modelBytes;

@@ -30,10 +30,13 @@ internal static unsafe partial class CpuGemv
     private const int RowsPerPass = MaxRowsF32;
     private const int OutputsPerTask = 256;
 
+    [ThreadStatic]
+    private static float[]? _scratch;
+
     public static bool IsSupported => Fma.IsSupported && Avx2.IsSupported;
 
     /// <summary>
-    /// Whether <see cref="Linear"/> applies to this input and weight. With <paramref name="rowInvariant"/> it takes up to
+    /// Whether <see cref="Linear(Tensor, Tensor)"/> applies to this input and weight. With <paramref name="rowInvariant"/> it takes up to
     /// <see cref="MaxRowsF32"/> rows of either dtype, since it computes every row the same way whatever their number.
     /// </summary>
     public static bool Applies(Tensor input, Tensor weight, bool rowInvariant = false)
@@ -45,68 +48,139 @@ internal static unsafe partial class CpuGemv
 
         var rows = input.numel() / input.shape[^1];
         var maxRows = rowInvariant ? MaxRowsF32 : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
-        return rows <= maxRows && weight.numel() >= MinWeightElements && weight.is_contiguous()
+        return rows <= maxRows && weight.numel() >= MinWeightElements && weight.is_contiguous() && input.is_contiguous()
             && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
             && weight.numel() * weight.ElementSize < int.MaxValue;
     }
 
     /// <summary>x [..., K] (fp32 or bf16, same as W) times W [O, K] transposed -> [..., O] in x's dtype.</summary>
-    public static Tensor Linear(Tensor input, Tensor weight)
+    public static Tensor Linear(Tensor input, Tensor weight) => Linear(input, [weight])[0];
+
+    /// <summary>
+    /// x [..., K] times each of <paramref name="weights"/> W_j [O_j, K] transposed -> [..., O_j] in x's dtype, in one
+    /// parallel pass (for example q, k and v, or an expert's gate and up): one wake of the cores instead of one per
+    /// weight, and every output exactly what a call with that weight alone gives.
+    /// </summary>
+    public static Tensor[] Linear(Tensor input, ReadOnlySpan<Tensor> weights)
     {
-        var inFeatures = weight.shape[1];
-        var outFeatures = weight.shape[0];
-        var rows = (int)(input.numel() / inFeatures);
-        using var x = input.reshape(rows, inFeatures).to(ScalarType.Float32).contiguous(); // [M, K] fp32
-        var y = empty([rows, outFeatures], ScalarType.Float32); // [M, O]
-        var xPointer = (float*)Unsafe.AsPointer(ref x.bytes.GetPinnableReference());
-        var yPointer = (float*)Unsafe.AsPointer(ref y.bytes.GetPinnableReference());
-        var wPointer = Unsafe.AsPointer(ref weight.bytes.GetPinnableReference());
-        var isBf16 = weight.dtype == ScalarType.BFloat16;
+        var k = (int)weights[0].shape[1];
+        var rows = (int)(input.numel() / k);
+        var isBf16 = input.dtype == ScalarType.BFloat16;
         var parallelism = Math.Max(1, get_num_threads());
-        var perTask = (int)Math.Max(OutputsPerTask, (outFeatures + parallelism - 1) / parallelism);
-        var tasks = (int)((outFeatures + perTask - 1) / perTask);
-        var k = (int)inFeatures;
-        var o = (int)outFeatures;
-        var xAddress = (nint)xPointer;
-        var yAddress = (nint)yPointer;
-        var wAddress = (nint)wPointer;
-        Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = parallelism }, task =>
+        var shape = input.shape;
+        var outputs = new Tensor[weights.Length];
+        var jobs = new Job[weights.Length];
+        var scratchFloats = 0L;
+        for (var j = 0; j < weights.Length; j++)
         {
-            var first = task * perTask;
-            var last = Math.Min(o, first + perTask);
-            if (UsesAvx512(rows))
-            {
-                if (isBf16)
-                {
-                    Block512<Bf16Wide>(wAddress, (float*)xAddress, (float*)yAddress, k, o, first, last, rows);
-                }
-                else
-                {
-                    Block512<F32Wide>(wAddress, (float*)xAddress, (float*)yAddress, k, o, first, last, rows);
-                }
+            var o = (int)weights[j].shape[0];
+            shape[^1] = o;
+            outputs[j] = empty(shape, input.dtype); // [..., O_j]
+            var perTask = Math.Max(OutputsPerTask, (o + parallelism - 1) / parallelism);
+            jobs[j] = new Job(Address(weights[j]), Address(outputs[j]), o, perTask, (o + perTask - 1) / perTask, scratchFloats);
+            scratchFloats += isBf16 ? (long)rows * o : 0; // bf16 results are summed in fp32 here, then rounded once into the output
+        }
 
-                return;
+        var xFloats = isBf16 ? (long)rows * k : 0;
+        var scratch = Scratch(xFloats + scratchFloats);
+        fixed (float* buffer = scratch)
+        {
+            var x = (float*)Address(input);
+            if (isBf16)
+            {
+                Widen((ushort*)x, buffer, xFloats);
+                x = buffer;
             }
 
-            for (var m0 = 0; m0 < rows; m0 += RowsPerPass)
+            var xAddress = (nint)x;
+            var resultsAddress = (nint)(buffer + xFloats);
+            var tasks = jobs.Sum(job => job.Tasks);
+            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = parallelism }, task =>
             {
-                var count = Math.Min(RowsPerPass, rows - m0);
+                var j = 0;
+                while (task >= jobs[j].Tasks)
+                {
+                    task -= jobs[j].Tasks;
+                    j++;
+                }
+
+                var job = jobs[j];
+                var first = task * job.PerTask;
+                var last = Math.Min(job.Outputs, first + job.PerTask);
+                var y = isBf16 ? (float*)resultsAddress + job.ScratchOffset : (float*)job.Output;
+                Block(job.Weight, (float*)xAddress, y, k, job.Outputs, first, last, rows, isBf16);
                 if (isBf16)
                 {
-                    Bf16Block((ushort*)wAddress, (float*)xAddress, (float*)yAddress, k, o, first, last, m0, count);
+                    for (var m = 0; m < rows; m++)
+                    {
+                        var row = (long)m * job.Outputs;
+                        for (var i = first; i < last; i++)
+                        {
+                            ((ushort*)job.Output)[row + i] = BFloat16Bits.FromSingle(y[row + i]);
+                        }
+                    }
                 }
-                else
-                {
-                    F32Block((float*)wAddress, (float*)xAddress, (float*)yAddress, k, o, first, last, m0, count);
-                }
-            }
-        });
+            });
+        }
 
-        var shape = input.shape.ToArray();
-        shape[^1] = outFeatures;
-        var result = y.view(shape);
-        return input.dtype == ScalarType.Float32 ? result : result.to(input.dtype);
+        GC.KeepAlive(input);
+        return outputs;
     }
+
+    private static void Block(nint w, float* x, float* y, int k, int o, int first, int last, int rows, bool isBf16)
+    {
+        if (UsesAvx512(rows))
+        {
+            if (isBf16)
+            {
+                Block512<Bf16Wide>(w, x, y, k, o, first, last, rows);
+            }
+            else
+            {
+                Block512<F32Wide>(w, x, y, k, o, first, last, rows);
+            }
+
+            return;
+        }
+
+        for (var m0 = 0; m0 < rows; m0 += RowsPerPass)
+        {
+            var count = Math.Min(RowsPerPass, rows - m0);
+            if (isBf16)
+            {
+                Bf16Block((ushort*)w, x, y, k, o, first, last, m0, count);
+            }
+            else
+            {
+                F32Block((float*)w, x, y, k, o, first, last, m0, count);
+            }
+        }
+    }
+
+    private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref t.bytes.GetPinnableReference());
+
+    /// <summary>The calling thread's scratch of at least <paramref name="floats"/> floats, kept between calls (decode calls this thousands of times a second).</summary>
+    private static float[] Scratch(long floats)
+    {
+        if (_scratch is null || _scratch.Length < floats)
+        {
+            _scratch = GC.AllocateUninitializedArray<float>((int)Math.Max(floats, 1024), pinned: true);
+        }
+
+        return _scratch;
+    }
+
+    /// <summary>bf16 to fp32, exactly.</summary>
+    private static void Widen(ushort* source, float* target, long count)
+    {
+        for (long i = 0; i < count; i++)
+        {
+            target[i] = BFloat16Bits.ToSingle(source[i]);
+        }
+    }
+
+    /// <summary>One weight's share of a pass: its data, its output, and how its output features split into tasks.</summary>
+    private readonly record struct Job(nint Weight, nint Output, int Outputs, int PerTask, int Tasks, long ScratchOffset);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void F32Block(float* w, float* x, float* y, int k, int o, int first, int last, int m0, int count)
@@ -221,7 +295,7 @@ internal static unsafe partial class CpuGemv
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Bf16(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+    private static float Bf16(ushort bits) => BFloat16Bits.ToSingle(bits);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static float Bf16Dot1(ushort* w, float* x, int k)

@@ -87,7 +87,9 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
                 trace.AddChoices(topIndices, topWeights);
             }
 
-            output = Dispatch(flat, topIndices, topWeights, trace, mode); // [N, H]
+            output = flat.shape[0] == 1 && trace is null
+                ? SingleToken(flat, topIndices, topWeights, mode) // [1, H]
+                : Dispatch(flat, topIndices, topWeights, trace, mode); // [N, H]
         }
 
         return output.view(batch, tokens, hidden).MoveToOuterDisposeScope(); // [B, T, H]
@@ -104,6 +106,26 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         }
 
         return output!;
+    }
+
+    /// <summary>
+    /// One token (a decode step): its k experts straight away, with <see cref="Dispatch"/>'s arithmetic exactly (each
+    /// contribution weighted in fp32, cast, then added to zero in increasing expert order, as index_add_ does there), but
+    /// without the sort, gathers and scatter, whose dozen small ops cost more than the arithmetic at one token.
+    /// </summary>
+    private Tensor SingleToken(Tensor flat, Tensor topIndices, Tensor topWeights, LinearMode mode)
+    {
+        var experts = topIndices.data<long>().ToArray(); // [k]
+        var weights = topWeights.data<float>().ToArray(); // [k]
+        var order = Enumerable.Range(0, experts.Length).Where(j => !(weights[j] <= 0)).OrderBy(j => experts[j]).ToArray();
+        var output = zeros_like(flat); // [1, H]
+        foreach (var j in order)
+        {
+            using var scope = NewDisposeScope();
+            output.add_((_expertArray[experts[j]].Compute(flat, mode) * topWeights.narrow(1, j, 1)).to(flat.dtype)); // [1, H]
+        }
+
+        return output;
     }
 
     /// <summary>

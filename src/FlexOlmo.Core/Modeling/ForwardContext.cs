@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Modeling;
@@ -92,7 +93,7 @@ public sealed class ForwardContext : IDisposable
             for (var r = 0; r < caches.Count; r++)
             {
                 var (k, v) = caches[r].Append(layer, key.narrow(0, r, 1), value.narrow(0, r, 1)); // [1, K, S, D]
-                outputs[r] = ScaledDotProduct(query.narrow(0, r, 1), k, v, null, isCausal: false); // [1, N, 1, D]
+                outputs[r] = Decode(query.narrow(0, r, 1), caches[r], layer) ?? ScaledDotProduct(query.narrow(0, r, 1), k, v, null, isCausal: false); // [1, N, 1, D]
             }
 
             return cat(outputs, 0); // [R, N, 1, D]
@@ -101,6 +102,10 @@ public sealed class ForwardContext : IDisposable
         if (Cache is { } cache)
         {
             (key, value) = cache.Append(layer, key, value); // [B, K, S, D]
+            if (Mask is null && !IsCausal && Decode(query, cache, layer) is { } decoded)
+            {
+                return decoded; // [B, N, 1, D]
+            }
         }
 
         System.Diagnostics.Debug.Assert(Mask is null || Mask.shape[^1] == key.shape[2], "mask must cover every key");
@@ -115,6 +120,17 @@ public sealed class ForwardContext : IDisposable
         {
             cache.Advance(1);
         }
+    }
+
+    /// <summary>
+    /// A decode step's attention straight over the cache buffers (<see cref="CpuDecodeAttention"/>), or null where that
+    /// kernel does not apply. Called after this pass's keys were appended, before <see cref="Advance"/>.
+    /// </summary>
+    private Tensor? Decode(Tensor query, KvCache cache, int layer)
+    {
+        var (keys, values) = cache.Buffers(layer);
+        var length = cache.Length + NewTokens;
+        return CpuDecodeAttention.Applies(query, keys, values, length) ? CpuDecodeAttention.Attend(query, keys, values, length) : null;
     }
 
     /// <summary>Grouped-query attention: key/value heads repeated to the query heads, softmax in fp32 inside SDPA.</summary>

@@ -60,6 +60,9 @@ public sealed class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + newTokens), _values[layer].narrow(2, 0, Length + newTokens)); // [B, K, S+T, D]
     }
 
+    /// <summary>The whole buffers of one layer, [B, K, C, D] each, contiguous: valid up to <see cref="Length"/> (plus what was just appended).</summary>
+    public (Tensor Keys, Tensor Values) Buffers(int layer) => (_keys[layer], _values[layer]);
+
     /// <summary>Marks <paramref name="tokens"/> more positions as cached.</summary>
     public void Advance(long tokens) => Length += tokens;
 

@@ -54,9 +54,10 @@ public sealed class Olmo2Attention : nn.Module
         var batch = x.shape[0];
         var tokens = x.shape[1];
         var mode = context.LinearMode;
-        var query = _qNorm.forward(_qProj.Compute(x, mode)); // [B, T, N*D]
-        var key = _kNorm.forward(_kProj.Compute(x, mode)); // [B, T, K*D]
-        var value = _vProj.Compute(x, mode); // [B, T, K*D]
+        var projected = Olmo2Linear.ApplyMany(x, [_qProj.Weight, _kProj.Weight, _vProj.Weight], mode);
+        var query = _qNorm.forward(projected[0]); // [B, T, N*D]
+        var key = _kNorm.forward(projected[1]); // [B, T, K*D]
+        var value = projected[2]; // [B, T, K*D]
         query = query.view(batch, tokens, _heads, _headDim).transpose(1, 2); // [B, N, T, D]
         key = key.view(batch, tokens, _kvHeads, _headDim).transpose(1, 2); // [B, K, T, D]
         value = value.view(batch, tokens, _kvHeads, _headDim).transpose(1, 2); // [B, K, T, D]

@@ -59,4 +59,16 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
 
         return nn.functional.linear(input, weight);
     }
+
+    /// <summary>
+    /// x [..., in] times several weights [out_j, in] -> [..., out_j] each, exactly as <see cref="Apply"/> with each alone:
+    /// one parallel pass of the decode kernel when it applies to every weight, one call per weight otherwise.
+    /// </summary>
+    public static Tensor[] ApplyMany(Tensor input, Tensor[] weights, LinearMode mode = LinearMode.Batched)
+    {
+        var rowInvariant = mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
+        return weights.All(w => CpuGemv.Applies(input, w, rowInvariant))
+            ? CpuGemv.Linear(input, weights)
+            : weights.Select(w => Apply(input, w, mode)).ToArray();
+    }
 }

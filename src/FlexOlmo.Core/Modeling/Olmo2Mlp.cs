@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
 
@@ -35,7 +36,11 @@ public sealed class Olmo2Mlp : nn.Module<Tensor, Tensor>
     public Tensor Compute(Tensor input, LinearMode mode)
     {
         using var scope = NewDisposeScope();
-        var gated = nn.functional.silu(_gateProj.Compute(input, mode)) * _upProj.Compute(input, mode); // [..., I]
+        var projected = Olmo2Linear.ApplyMany(input, [_gateProj.Weight, _upProj.Weight], mode); // gate, up: [..., I] each
+        var rowInvariant = mode == LinearMode.RowInvariant;
+        var gated = CpuSwiGlu.Applies(projected[0], projected[1], rowInvariant)
+            ? CpuSwiGlu.Apply(projected[0], projected[1]) // [..., I]: decode-sized, without the op dispatch
+            : nn.functional.silu(projected[0]) * projected[1]; // [..., I]
         return _downProj.Compute(gated, mode).MoveToOuterDisposeScope(); // [..., H]
     }
 }

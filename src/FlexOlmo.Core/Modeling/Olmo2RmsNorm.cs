@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
@@ -27,6 +28,11 @@ public sealed class Olmo2RmsNorm : nn.Module<Tensor, Tensor>
     /// <summary>x [..., W] -> [..., W]</summary>
     public override Tensor forward(Tensor input)
     {
+        if (CpuRmsNorm.Applies(input, _weight))
+        {
+            return CpuRmsNorm.Apply(input, _weight, _eps); // decode-sized inputs: the same arithmetic without the op dispatch
+        }
+
         using var scope = NewDisposeScope();
         var x32 = input.to(ScalarType.Float32);
         var variance = x32.pow(2).mean([-1], keepdim: true); // [..., 1]

@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Modeling;
@@ -35,6 +36,11 @@ public sealed class Olmo2RotaryEmbedding
     /// <summary>Rotates x [B, N, T, D] by cos/sin [B, T, D]; the product is taken in fp32 and cast back.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
+        if (CpuRotary.Applies(x, cos, sin))
+        {
+            return CpuRotary.Apply(x, cos, sin); // one token per row: the same roundings without the op dispatch
+        }
+
         using var scope = NewDisposeScope();
         var half = x.shape[^1] / 2;
         var c = cos.unsqueeze(1); // [B, 1, T, D]

@@ -48,6 +48,30 @@ public sealed class CpuGemvTests
         Assert.True(together.equal(alone).all().item<bool>(), $"{dtype}, {rows} rows: a row's result depends on the rows beside it");
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 1)]
+    [InlineData(ScalarType.Float32, 6)]
+    [InlineData(ScalarType.BFloat16, 1)]
+    [InlineData(ScalarType.BFloat16, 5)]
+    public void Linear_OfSeveralWeightsInOnePass_EqualsEachWeightAlone_BitForBit(ScalarType dtype, int rows)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(7);
+        Tensor[] weights = [randn([777, 1030]).to(dtype), randn([260, 1030]).to(dtype), randn([1501, 1030]).to(dtype)];
+        var input = randn([rows, 1, 1030]).to(dtype);
+
+        var together = CpuGemv.Linear(input, weights);
+
+        Assert.Equal(weights.Length, together.Length);
+        for (var j = 0; j < weights.Length; j++)
+        {
+            var alone = CpuGemv.Linear(input, weights[j]);
+            Assert.Equal(new long[] { rows, 1, weights[j].shape[0] }, together[j].shape);
+            Assert.True(together[j].equal(alone).all().item<bool>(), $"weight {j}: one pass differs from the weight alone");
+        }
+    }
+
     [Fact]
     public void Applies_OnlyWithoutAutogradAndForSmallInputs()
     {

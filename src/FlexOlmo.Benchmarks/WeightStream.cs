@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using FlexOlmo.Core.Configuration;
+using FlexOlmo.Core.Modeling;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Benchmarks;
+
+/// <summary>
+/// The decode bound, measured rather than computed: one pass that reads the very weight tensors a decode step reads
+/// (attention, router, the experts a step is expected to touch, lm_head), summing them over the same threads as the
+/// kernels, with nothing else. This machine's bandwidth drifts by up to 1.7x within a minute (measured: 31 to 53 GB/s
+/// for the same 1 GiB sum), so a bound taken from a separate bandwidth figure compares a decode run at one moment with
+/// the best moment of another; <see cref="Paired"/> alternates the two instead, and each ratio is taken within a pair.
+/// </summary>
+internal sealed unsafe class WeightStream
+{
+    private const long ChunkBytes = 1 << 20;
+    private readonly (nint Address, long Bytes)[] _chunks;
+    private readonly Tensor[] _held;
+
+    /// <summary>The weights one decode step of <paramref name="batch"/> rows reads in <paramref name="model"/> (CPU, contiguous).</summary>
+    public WeightStream(Olmo2ForCausalLM model, int batch)
+    {
+        var config = model.Config;
+        var touched = ExpectedExperts(config, batch);
+        var parameters = model.NamedParameters().ToDictionary(p => p.Name, p => (Tensor)p.Parameter);
+        var spans = new List<(Tensor Tensor, double Fraction)>();
+        foreach (var (name, tensor) in parameters)
+        {
+            if (tensor.dim() != 2 || name.EndsWith("embed_tokens.weight", StringComparison.Ordinal))
+            {
+                continue; // norms are a few KB; an embedding step reads one row
+            }
+
+            var expert = ExpertIndex(name);
+            var fraction = expert is null ? 1.0 : Math.Clamp(touched - expert.Value, 0.0, 1.0); // experts 0..touched-1, the last one in part
+            if (fraction > 0)
+            {
+                spans.Add((tensor.contiguous(), fraction));
+            }
+        }
+
+        _held = spans.Select(s => s.Tensor).ToArray();
+        var chunks = new List<(nint, long)>();
+        foreach (var (tensor, fraction) in spans)
+        {
+            var bytes = (long)(tensor.numel() * tensor.ElementSize * fraction) & ~63L;
+            var start = (nint)Unsafe.AsPointer(ref tensor.bytes.GetPinnableReference());
+            for (long offset = 0; offset < bytes; offset += ChunkBytes)
+            {
+                chunks.Add((start + (nint)offset, Math.Min(ChunkBytes, bytes - offset)));
+            }
+        }
+
+        _chunks = chunks.ToArray();
+        Bytes = _chunks.Sum(c => c.Bytes);
+    }
+
+    /// <summary>Bytes one pass reads.</summary>
+    public long Bytes { get; }
+
+    /// <summary>Expected distinct experts per layer that a step of <paramref name="batch"/> rows touches: E(1 - (1 - k/E)^B).</summary>
+    public static double ExpectedExperts(ModelConfig c, int batch) => c.NumExperts <= 1
+        ? c.NumExperts
+        : c.NumExperts * (1 - Math.Pow(1 - ((double)c.NumExpertsPerTok / c.NumExperts), batch));
+
+    /// <summary>
+    /// Alternates <paramref name="rounds"/> times: one <paramref name="measure"/> (seconds per step), then the median of
+    /// three passes over the weights. Returns the medians of the step, the pass and their per-round ratio, and the
+    /// lowest and highest ratio.
+    /// </summary>
+    public PairedResult Paired(Func<double> measure, int rounds)
+    {
+        var steps = new List<double>();
+        var passes = new List<double>();
+        var ratios = new List<double>();
+        Pass();
+        for (var r = 0; r < rounds; r++)
+        {
+            var step = measure();
+            var pass = Median(Enumerable.Range(0, 3).Select(_ => Pass()).ToList());
+            steps.Add(step);
+            passes.Add(pass);
+            ratios.Add(step / pass);
+        }
+
+        return new(Median(steps), Median(passes), Median(ratios), ratios.Min(), ratios.Max(), Bytes / Median(passes) / 1e9);
+    }
+
+    /// <summary>Seconds to read every chunk once, split over libtorch's thread count.</summary>
+    public double Pass()
+    {
+        var threads = Math.Max(1, get_num_threads());
+        var chunks = _chunks;
+        var watch = Stopwatch.StartNew();
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            var first = chunks.Length * t / threads;
+            var last = chunks.Length * (t + 1) / threads;
+            var total = Vector256<float>.Zero;
+            for (var c = first; c < last; c++)
+            {
+                total += Sum((float*)chunks[c].Address, chunks[c].Bytes / sizeof(float));
+            }
+
+            GC.KeepAlive(total);
+        });
+        var seconds = watch.Elapsed.TotalSeconds;
+        GC.KeepAlive(_held);
+        return seconds;
+    }
+
+    private static Vector256<float> Sum(float* p, long count)
+    {
+        Vector256<float> a = default, b = default, c = default, d = default;
+        for (long i = 0; i + 32 <= count; i += 32)
+        {
+            a += Vector256.Load(p + i);
+            b += Vector256.Load(p + i + 8);
+            c += Vector256.Load(p + i + 16);
+            d += Vector256.Load(p + i + 24);
+        }
+
+        return a + b + c + d;
+    }
+
+    private static int? ExpertIndex(string name)
+    {
+        const string marker = ".mlp.experts.";
+        var at = name.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return null;
+        }
+
+        var rest = name[(at + marker.Length)..];
+        return int.Parse(rest[..rest.IndexOf('.', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+}
+
+/// <summary>Medians over paired rounds: seconds per step, seconds per pass over the weights, their ratio (with its range), and the pass's GB/s.</summary>
+internal readonly record struct PairedResult(double Step, double Pass, double Ratio, double RatioMin, double RatioMax, double PassGBps);

@@ -1,0 +1,123 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Kernels;
+
+// M=rows, W=width
+
+/// <summary>
+/// RMSNorm of a few rows on the CPU, in one pass of managed code: the mean of squares in fp32, x·rsqrt(mean + eps) in
+/// fp32, times the weight in fp32, then one rounding to the input's dtype, which is the order of operations of
+/// <see cref="Modeling.Olmo2RmsNorm"/> (only the summation order of the mean differs from libtorch's).
+/// </summary>
+/// <remarks>
+/// Written by hand because the same seven libtorch ops cost 15-25 us at one row (measured here), four times per layer
+/// of a decode step, where the arithmetic is a few hundred nanoseconds. Each row is computed on its own, so a row's
+/// result never depends on the rows beside it. Used only without autograd.
+/// </remarks>
+internal static unsafe class CpuRmsNorm
+{
+    /// <summary>Most rows handled here (larger inputs amortise libtorch's dispatch), except one token per row, which is always handled here.</summary>
+    public const int MaxRows = 16;
+
+    public static bool Applies(Tensor input, Tensor weight)
+    {
+        if (!CpuGemv.IsSupported || is_grad_enabled() || input.device_type != TorchSharp.DeviceType.CPU || weight.device_type != TorchSharp.DeviceType.CPU)
+        {
+            return false;
+        }
+
+        var width = input.shape[^1];
+        var oneTokenPerRow = input.dim() >= 3 && input.shape[^2] == 1; // a decode step, whatever its batch: no batch size switches arithmetic
+        return (oneTokenPerRow || input.numel() / Math.Max(1, width) <= MaxRows) && input.numel() > 0 && input.numel() < int.MaxValue && weight.dim() == 1 && weight.shape[0] == width
+            && input.dtype is ScalarType.Float32 or ScalarType.BFloat16 && weight.dtype == input.dtype
+            && input.is_contiguous() && weight.is_contiguous();
+    }
+
+    /// <summary>x [..., W] -> [..., W] in x's dtype.</summary>
+    public static Tensor Apply(Tensor input, Tensor weight, double eps)
+    {
+        var width = (int)input.shape[^1];
+        var rows = (int)(input.numel() / width);
+        var output = empty(input.shape, input.dtype);
+        var x = Unsafe.AsPointer(ref input.bytes.GetPinnableReference());
+        var w = Unsafe.AsPointer(ref weight.bytes.GetPinnableReference());
+        var y = Unsafe.AsPointer(ref output.bytes.GetPinnableReference());
+        var epsilon = (float)eps;
+        for (var r = 0; r < rows; r++)
+        {
+            var offset = (long)r * width;
+            if (input.dtype == ScalarType.BFloat16)
+            {
+                Row<Bf16>((ushort*)x + offset, (ushort*)w, (ushort*)y + offset, width, epsilon);
+            }
+            else
+            {
+                Row<F32>((float*)x + offset, (float*)w, (float*)y + offset, width, epsilon);
+            }
+        }
+
+        return output;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Row<T>(void* x, void* w, void* y, int width, float eps)
+        where T : struct, IElements
+    {
+        var squares = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 8 <= width; i += 8)
+        {
+            var v = T.Load8(x, i);
+            squares += v * v; // separate multiply and add, as pow(2) then mean
+        }
+
+        var sum = Vector256.Sum(squares);
+        for (; i < width; i++)
+        {
+            var v = T.Load1(x, i);
+            sum += v * v;
+        }
+
+        var scale = 1f / MathF.Sqrt((sum / width) + eps);
+        for (i = 0; i < width; i++)
+        {
+            T.Store1(y, i, T.Load1(w, i) * (T.Load1(x, i) * scale));
+        }
+    }
+
+    private interface IElements
+    {
+        static abstract Vector256<float> Load8(void* p, int i);
+
+        static abstract float Load1(void* p, int i);
+
+        static abstract void Store1(void* p, int i, float value);
+    }
+
+    private readonly struct F32 : IElements
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* p, int i) => Vector256.Load((float*)p + i);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(void* p, int i) => ((float*)p)[i];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store1(void* p, int i, float value) => ((float*)p)[i] = value;
+    }
+
+    private readonly struct Bf16 : IElements
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* p, int i) =>
+            Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)p + i).ToVector256()), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(void* p, int i) => BFloat16Bits.ToSingle(((ushort*)p)[i]);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store1(void* p, int i, float value) => ((ushort*)p)[i] = BFloat16Bits.FromSingle(value);
+    }
+}

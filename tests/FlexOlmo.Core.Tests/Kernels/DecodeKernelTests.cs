@@ -1,0 +1,146 @@
+using FlexOlmo.Core.Kernels;
+using FlexOlmo.Core.Modeling;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Tests.Kernels;
+
+public sealed class DecodeKernelTests
+{
+    [Theory]
+    [InlineData(ScalarType.Float32, 1, 4, 4, 37, 2e-6)] // keys not a multiple of the vector width
+    [InlineData(ScalarType.Float32, 3, 8, 2, 300, 2e-6)] // grouped-query heads
+    [InlineData(ScalarType.Float32, 2, 16, 16, 5000, 2e-6)] // long enough to split the heads over the cores
+    [InlineData(ScalarType.BFloat16, 2, 4, 2, 130, 1e-2)]
+    public void Attention_MatchesLibtorchSdpa_OverTheCachedPrefix(ScalarType dtype, int batch, int heads, int kvHeads, int length, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(11);
+        const int Dim = 64;
+        var keys = randn([batch, kvHeads, length + 9, Dim]).to(dtype); // [B, K, C, D]: 9 positions past the prefix are ignored
+        var values = randn([batch, kvHeads, length + 9, Dim]).to(dtype);
+        var query = randn([batch, heads, 1, Dim]).to(dtype);
+        Assert.True(CpuDecodeAttention.Applies(query, keys, values, length));
+
+        var k = keys.narrow(2, 0, length).repeat_interleave(heads / kvHeads, 1); // [B, N, S, D]
+        var v = values.narrow(2, 0, length).repeat_interleave(heads / kvHeads, 1);
+        var expected = nn.functional.scaled_dot_product_attention(query.to(ScalarType.Float32), k.to(ScalarType.Float32), v.to(ScalarType.Float32));
+        var actual = CpuDecodeAttention.Attend(query, keys, values, length);
+
+        Assert.Equal(dtype, actual.dtype);
+        Assert.Equal(expected.shape, actual.shape);
+        var error = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(error < tolerance, $"relative error {error:E2}");
+    }
+
+    [Fact]
+    public void Attention_OfSeveralRows_EqualsEachRowAlone_BitForBit()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(12);
+        var keys = randn([5, 2, 70, 64]);
+        var values = randn([5, 2, 70, 64]);
+        var query = randn([5, 8, 1, 64]);
+
+        var together = CpuDecodeAttention.Attend(query, keys, values, 61);
+        var alone = cat(Enumerable.Range(0, 5).Select(r => CpuDecodeAttention.Attend(query.narrow(0, r, 1), keys.narrow(0, r, 1).contiguous(), values.narrow(0, r, 1).contiguous(), 61)).ToArray(), 0);
+
+        Assert.True(together.equal(alone).all().item<bool>());
+    }
+
+    [Fact]
+    public void Attention_DoesNotApply_WithAutogradOrSeveralQueries()
+    {
+        using var scope = NewDisposeScope();
+        var keys = randn([1, 2, 8, 64]);
+        Assert.False(CpuDecodeAttention.Applies(randn([1, 2, 1, 64]), keys, keys, 8)); // autograd on
+        using var noGrad = no_grad();
+        Assert.True(CpuDecodeAttention.Applies(randn([1, 2, 1, 64]), keys, keys, 8));
+        Assert.False(CpuDecodeAttention.Applies(randn([1, 2, 3, 64]), keys, keys, 8));
+        Assert.False(CpuDecodeAttention.Applies(randn([1, 2, 1, 64]), keys, keys, 9)); // more keys than the buffer holds
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 1, 1e-6)]
+    [InlineData(ScalarType.Float32, 16, 1e-6)]
+    [InlineData(ScalarType.BFloat16, 3, 1e-2)]
+    public void RmsNorm_MatchesTheLibtorchOps_ForDecodeSizedInputs(ScalarType dtype, int rows, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(13);
+        var input = randn([rows, 1, 1030]).to(dtype); // width not a multiple of the vector width
+        var weight = (rand([1030]) + 0.5).to(dtype);
+        Assert.True(CpuRmsNorm.Applies(input, weight));
+
+        var x32 = input.to(ScalarType.Float32);
+        var expected = weight.to(ScalarType.Float32) * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + 1e-6));
+        var actual = CpuRmsNorm.Apply(input, weight, 1e-6);
+
+        Assert.Equal(dtype, actual.dtype);
+        var error = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(error < tolerance, $"relative error {error:E2}");
+        Assert.False(CpuRmsNorm.Applies(randn([17, 1030]).to(dtype), weight)); // prefill-sized inputs stay with libtorch
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Rotary_EqualsTheLibtorchOps_BitForBit(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(14);
+        var rotary = new Olmo2RotaryEmbedding(64, 500000, CPU);
+        var (cos, sin) = rotary.Compute(tensor(new long[] { 3, 1000, 77 }, [3, 1])); // [3, 1, 64]
+        var x = randn([3, 6, 1, 64]).to(dtype);
+        Assert.True(CpuRotary.Applies(x, cos, sin));
+
+        var first = x.narrow(-1, 0, 32);
+        var second = x.narrow(-1, 32, 32);
+        var rotated = cat([second.neg(), first], -1);
+        var expected = ((x * cos.unsqueeze(1)) + (rotated * sin.unsqueeze(1))).to(dtype);
+        var actual = CpuRotary.Apply(x, cos, sin);
+
+        Assert.Equal(dtype, actual.dtype);
+        Assert.True(actual.equal(expected).all().item<bool>(), "the managed rotary must round exactly as the libtorch ops do");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 1e-6)]
+    [InlineData(ScalarType.BFloat16, 1e-2)]
+    public void SwiGlu_MatchesLibtorchSiluTimesUp_AndEachRowIsItsOwn(ScalarType dtype, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(15);
+        var gate = (randn([5, 1027]) * 4).to(dtype); // width not a multiple of the vector width
+        var up = randn([5, 1027]).to(dtype);
+        Assert.True(CpuSwiGlu.Applies(gate, up, rowInvariant: false));
+
+        var expected = (nn.functional.silu(gate) * up).to(ScalarType.Float32);
+        var actual = CpuSwiGlu.Apply(gate, up);
+        var alone = cat(Enumerable.Range(0, 5).Select(r => CpuSwiGlu.Apply(gate.narrow(0, r, 1), up.narrow(0, r, 1))).ToArray(), 0);
+
+        Assert.Equal(dtype, actual.dtype);
+        var error = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(error < tolerance, $"relative error {error:E2}");
+        Assert.True(actual.equal(alone).all().item<bool>());
+        Assert.False(CpuSwiGlu.Applies(randn([17, 64]), randn([17, 64]), rowInvariant: false)); // prefill-sized: libtorch
+        Assert.True(CpuSwiGlu.Applies(randn([17, 64]), randn([17, 64]), rowInvariant: true)); // row-invariant decoding: always here
+    }
+
+    [Fact]
+    public void BFloat16Bits_RoundsAsLibtorch_ForEveryKindOfValue()
+    {
+        using var scope = NewDisposeScope();
+        float[] values = [0f, -0f, 1f, 1.00390625f, 1.0078125f, 1.01171875f, -3.14159f, 1e-40f, 3.4e38f, float.PositiveInfinity, float.NaN, 65504.7f];
+        var expected = tensor(values).to(ScalarType.BFloat16).to(ScalarType.Float32).data<float>().ToArray();
+        for (var i = 0; i < values.Length; i++)
+        {
+            var actual = BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(values[i]));
+            Assert.True(BitConverter.SingleToInt32Bits(actual) == BitConverter.SingleToInt32Bits(expected[i]) || (float.IsNaN(actual) && float.IsNaN(expected[i])), $"{values[i]:R}: {actual:R} against libtorch's {expected[i]:R}");
+        }
+    }
+}
