@@ -10,13 +10,13 @@ namespace FlexOlmo.Benchmarks;
 /// Decode throughput of the benchmark FlexOlmo at batch 1 and 16. Decode is memory-bound, so each step is compared with
 /// the time its weights take to stream from memory once: attention, router and lm_head, plus the experts a step is
 /// expected to touch (k of E at batch 1; E(1 - (1 - k/E)^B) at batch B, almost all of them at 16). That bound is a pass
-/// over those very tensors (<see cref="WeightStream"/>), alternated with the decode runs, and the ratio is the median of
-/// the per-round ratios, with its range. The fixed per-token cost outside the matrix work (managed code and op dispatch)
+/// over those very tensors (<see cref="WeightStream"/>) made just before each step, and the ratio is the median of the
+/// per-step ratios, with their interquartile range. The fixed per-token cost outside the matrix work (managed code and op dispatch)
 /// is measured on a tiny model of the same depth and op count.
 /// </summary>
 internal static class DecodeBenchmark
 {
-    private const int Rounds = 5;
+    private const int Rounds = 3;
 
     public static void Run(string device, string[] dtypes, int[] batches, int prompt, int newTokens, string? json)
     {
@@ -29,7 +29,7 @@ internal static class DecodeBenchmark
         var report = new Report("decode");
         var config = BenchmarkModel.Config();
         var tiny = BenchmarkModel.Config(hidden: 64, intermediate: 64, vocab: 256);
-        report.Note($"prompt {prompt}, {newTokens} new tokens; threads {get_num_threads()}; {Rounds} rounds, each a decode run then a pass over the same weights");
+        report.Note($"prompt {prompt}, {newTokens} new tokens; threads {get_num_threads()}; {Rounds} runs; each step paired with a pass over its weights made just before it");
         foreach (var name in dtypes)
         {
             var dtype = TorchRuntime.ResolveDType(name);
@@ -37,7 +37,7 @@ internal static class DecodeBenchmark
             using var tinyModel = BenchmarkModel.Create(tiny, target, dtype);
             foreach (var batch in batches)
             {
-                var paired = new WeightStream(model, batch).Paired(() => Measure(model, batch, prompt, newTokens), Rounds);
+                var paired = MeasurePaired(model, new WeightStream(model, batch), batch, prompt, newTokens, Rounds);
                 var overhead = Measure(tinyModel, batch, prompt, newTokens);
                 report.Add(new()
                 {
@@ -48,7 +48,7 @@ internal static class DecodeBenchmark
                     ["stream_ms_per_step"] = paired.Pass * 1000,
                     ["stream_gbps"] = paired.PassGBps,
                     ["ratio_to_stream"] = paired.Ratio,
-                    ["ratio_range"] = $"{paired.RatioMin:0.00}-{paired.RatioMax:0.00}",
+                    ["ratio_iqr"] = $"{paired.RatioLow:0.00}-{paired.RatioHigh:0.00}",
                     ["fixed_overhead_ms"] = overhead * 1000,
                     ["overhead_share"] = overhead / paired.Step,
                 });
@@ -59,26 +59,63 @@ internal static class DecodeBenchmark
     }
 
     /// <summary>Median seconds per decode step (all rows advance one token), prefill excluded.</summary>
-    internal static double Measure(Olmo2ForCausalLM model, int batch, int prompt, int newTokens)
+    internal static double Measure(Olmo2ForCausalLM model, int batch, int prompt, int newTokens) =>
+        Median(Steps(model, batch, prompt, newTokens, null).Select(p => p.Step).ToList());
+
+    /// <summary>
+    /// Decode steps each paired with a pass over the weights made just before it (<see cref="WeightStream"/>), over
+    /// <paramref name="rounds"/> runs: the medians of the step, of the pass and of their per-step ratio, with the ratio's
+    /// interquartile range. Pairing each step with its own pass, a few milliseconds apart, keeps the machine's drifting
+    /// bandwidth out of the ratio.
+    /// </summary>
+    internal static PairedResult MeasurePaired(Olmo2ForCausalLM model, WeightStream stream, int batch, int prompt, int newTokens, int rounds)
+    {
+        stream.Pass();
+        var pairs = Enumerable.Range(0, rounds).SelectMany(_ => Steps(model, batch, prompt, newTokens, stream)).ToList();
+        var ratios = pairs.Select(p => p.Step / p.Pass).Order().ToList();
+        var pass = Median(pairs.Select(p => p.Pass).ToList());
+        return new(Median(pairs.Select(p => p.Step).ToList()), pass, Median(ratios), ratios[ratios.Count / 4], ratios[ratios.Count * 3 / 4], stream.Bytes / pass / 1e9);
+    }
+
+    /// <summary>Seconds of each decode step of one run (prefill excluded), each after a pass over the weights when <paramref name="stream"/> is given.</summary>
+    private static List<(double Step, double Pass)> Steps(Olmo2ForCausalLM model, int batch, int prompt, int newTokens, WeightStream? stream)
     {
         var generator = new TextGenerator(model, null);
         var requests = Enumerable.Range(0, batch)
             .Select(b => new GenerationRequest(Enumerable.Range(0, prompt).Select(t => ((b * 31) + (t * 7) + 3) % model.Config.VocabSize).ToArray(), new SamplingOptions { MaxNewTokens = newTokens }))
             .ToArray();
         generator.Generate(requests.Select(r => r with { Sampling = r.Sampling with { MaxNewTokens = 2 } }).ToArray()); // warm-up
-        var stamps = new List<double>();
+        var pairs = new List<(double, double)>();
         var watch = Stopwatch.StartNew();
+        double? stepStart = null;
+        var pass = 0.0;
         generator.Generate(requests, e =>
         {
-            if (e.Row == 0)
+            if (e.Row != 0)
             {
-                stamps.Add(watch.Elapsed.TotalSeconds);
+                return;
             }
-        });
 
-        // stamps[0] is after the prefill; the rest are one decode step apart. The median step resists the hiccups of a
-        // shared machine better than the mean.
-        var steps = stamps.Zip(stamps.Skip(1), (a, b) => b - a).Order().ToArray();
-        return steps[steps.Length / 2];
+            // The first event comes after the prefill; from then on, one step apart (the pass in between not counted).
+            var now = watch.Elapsed.TotalSeconds;
+            if (stepStart is { } start)
+            {
+                pairs.Add((now - start, pass));
+            }
+
+            pass = stream?.Pass() ?? 0;
+            stepStart = watch.Elapsed.TotalSeconds;
+        });
+        return pairs;
+    }
+
+    /// <summary>The median resists the hiccups of a shared machine better than the mean.</summary>
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
     }
 }
+
+/// <summary>Medians over paired steps: seconds per step, seconds per pass over the weights, their ratio (with its interquartile range), and the pass's GB/s.</summary>
+internal readonly record struct PairedResult(double Step, double Pass, double Ratio, double RatioLow, double RatioHigh, double PassGBps);

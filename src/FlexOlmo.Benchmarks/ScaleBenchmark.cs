@@ -119,7 +119,7 @@ internal static class ScaleBenchmark
         using (var model = CheckpointLoader.Load(composed, CPU, ScalarType.BFloat16))
         {
             model.eval();
-            var paired = new WeightStream(model, 1).Paired(() => DecodeBenchmark.Measure(model, 1, 32, 16), 3);
+            var paired = DecodeBenchmark.MeasurePaired(model, new WeightStream(model, 1), 1, 32, 16, 3);
             figures["decode_ms_per_token"] = paired.Step * 1000;
             figures["decode_ratio_to_stream"] = paired.Ratio;
         }

@@ -12,7 +12,7 @@ namespace FlexOlmo.Benchmarks;
 /// (attention, router, the experts a step is expected to touch, lm_head), summing them over the same threads as the
 /// kernels, with nothing else. This machine's bandwidth drifts by up to 1.7x within a minute (measured: 31 to 53 GB/s
 /// for the same 1 GiB sum), so a bound taken from a separate bandwidth figure compares a decode run at one moment with
-/// the best moment of another; <see cref="Paired"/> alternates the two instead, and each ratio is taken within a pair.
+/// the best moment of another; the decode benchmark pairs each step with a pass made just before it instead.
 /// </summary>
 internal sealed unsafe class WeightStream
 {
@@ -66,29 +66,6 @@ internal sealed unsafe class WeightStream
         ? c.NumExperts
         : c.NumExperts * (1 - Math.Pow(1 - ((double)c.NumExpertsPerTok / c.NumExperts), batch));
 
-    /// <summary>
-    /// Alternates <paramref name="rounds"/> times: one <paramref name="measure"/> (seconds per step), then the median of
-    /// three passes over the weights. Returns the medians of the step, the pass and their per-round ratio, and the
-    /// lowest and highest ratio.
-    /// </summary>
-    public PairedResult Paired(Func<double> measure, int rounds)
-    {
-        var steps = new List<double>();
-        var passes = new List<double>();
-        var ratios = new List<double>();
-        Pass();
-        for (var r = 0; r < rounds; r++)
-        {
-            var step = measure();
-            var pass = Median(Enumerable.Range(0, 3).Select(_ => Pass()).ToList());
-            steps.Add(step);
-            passes.Add(pass);
-            ratios.Add(step / pass);
-        }
-
-        return new(Median(steps), Median(passes), Median(ratios), ratios.Min(), ratios.Max(), Bytes / Median(passes) / 1e9);
-    }
-
     /// <summary>Seconds to read every chunk once, split over libtorch's thread count.</summary>
     public double Pass()
     {
@@ -138,13 +115,4 @@ internal sealed unsafe class WeightStream
         var rest = name[(at + marker.Length)..];
         return int.Parse(rest[..rest.IndexOf('.', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
     }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values[values.Count / 2];
-    }
 }
-
-/// <summary>Medians over paired rounds: seconds per step, seconds per pass over the weights, their ratio (with its range), and the pass's GB/s.</summary>
-internal readonly record struct PairedResult(double Step, double Pass, double Ratio, double RatioMin, double RatioMax, double PassGBps);

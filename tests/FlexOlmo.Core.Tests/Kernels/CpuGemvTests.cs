@@ -82,6 +82,22 @@ public sealed class CpuGemvTests
         Assert.True(CpuGemv.Applies(randn([1, 1030]), weight));
         Assert.False(CpuGemv.Applies(randn([17, 1030]), weight));
         Assert.False(CpuGemv.Applies(randn([2, 1030]).to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)));
-        Assert.False(CpuGemv.Applies(randn([1, 64]), randn([64, 64])));
+        Assert.True(CpuGemv.Applies(randn([1, 64]), randn([64, 64]))); // small weights too, computed on the calling thread alone
+        Assert.False(CpuGemv.Applies(randn([1030, 2]).t(), weight)); // a non-contiguous input of two rows
+    }
+
+    [Fact]
+    public void Linear_OfASmallWeight_OnTheCallingThread_MatchesLibtorch()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(8);
+        var weight = randn([8, 100]); // a router: far below the size that is split over the cores
+        var input = randn([3, 100]);
+
+        var expected = nn.functional.linear(input, weight);
+        var actual = CpuGemv.Linear(input, weight);
+
+        Assert.True((actual - expected).abs().max().item<float>() < 1e-5f);
     }
 }
