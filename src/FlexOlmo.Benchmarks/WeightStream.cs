@@ -18,36 +18,33 @@ internal sealed unsafe class WeightStream
 {
     private const long ChunkBytes = 1 << 20;
     private readonly (nint Address, long Bytes)[] _chunks;
-    private readonly Tensor[] _held;
+    private readonly Olmo2ForCausalLM _model;
 
-    /// <summary>The weights one decode step of <paramref name="batch"/> rows reads in <paramref name="model"/> (CPU, contiguous).</summary>
+    /// <summary>
+    /// The weights one decode step of <paramref name="batch"/> rows reads in <paramref name="model"/> (CPU). It takes their
+    /// addresses and no tensor of its own, so the weights go with the model; use it only while the model lives.
+    /// </summary>
     public WeightStream(Olmo2ForCausalLM model, int batch)
     {
-        var config = model.Config;
-        var touched = ExpectedExperts(config, batch);
-        var parameters = model.NamedParameters().ToDictionary(p => p.Name, p => (Tensor)p.Parameter);
-        var spans = new List<(Tensor Tensor, double Fraction)>();
-        foreach (var (name, tensor) in parameters)
+        _model = model;
+        var touched = ExpectedExperts(model.Config, batch);
+        var chunks = new List<(nint, long)>();
+        foreach (var (name, parameter) in model.NamedParameters())
         {
-            if (tensor.dim() != 2 || name.EndsWith("embed_tokens.weight", StringComparison.Ordinal))
+            if (parameter.dim() != 2 || name.EndsWith("embed_tokens.weight", StringComparison.Ordinal))
             {
                 continue; // norms are a few KB; an embedding step reads one row
             }
 
+            if (!parameter.is_contiguous())
+            {
+                throw new InvalidOperationException($"{name} is not contiguous; the decode kernel would not read it as one stream either.");
+            }
+
             var expert = ExpertIndex(name);
             var fraction = expert is null ? 1.0 : Math.Clamp(touched - expert.Value, 0.0, 1.0); // experts 0..touched-1, the last one in part
-            if (fraction > 0)
-            {
-                spans.Add((tensor.contiguous(), fraction));
-            }
-        }
-
-        _held = spans.Select(s => s.Tensor).ToArray();
-        var chunks = new List<(nint, long)>();
-        foreach (var (tensor, fraction) in spans)
-        {
-            var bytes = (long)(tensor.numel() * tensor.ElementSize * fraction) & ~63L;
-            var start = (nint)Unsafe.AsPointer(ref tensor.bytes.GetPinnableReference());
+            var bytes = (long)(parameter.numel() * parameter.ElementSize * fraction) & ~63L;
+            var start = (nint)Unsafe.AsPointer(ref parameter.bytes.GetPinnableReference());
             for (long offset = 0; offset < bytes; offset += ChunkBytes)
             {
                 chunks.Add((start + (nint)offset, Math.Min(ChunkBytes, bytes - offset)));
@@ -85,7 +82,7 @@ internal sealed unsafe class WeightStream
             GC.KeepAlive(total);
         });
         var seconds = watch.Elapsed.TotalSeconds;
-        GC.KeepAlive(_held);
+        GC.KeepAlive(_model);
         return seconds;
     }
 
