@@ -28,8 +28,7 @@ internal static unsafe class CpuDecodeAttention
     /// contiguous cache buffers holding at least <paramref name="length"/> keys.
     /// </summary>
     public static bool Applies(Tensor query, Tensor keys, Tensor values, long length) =>
-        CpuGemv.IsSupported && !is_grad_enabled()
-        && query.device_type == TorchSharp.DeviceType.CPU && keys.device_type == TorchSharp.DeviceType.CPU
+        ManagedKernels.Usable(query, keys) && values.device_type == TorchSharp.DeviceType.CPU
         && query.dim() == 4 && keys.dim() == 4 && query.shape[2] == 1 && query.shape[3] % 8 == 0 && query.shape[3] == keys.shape[3]
         && query.shape[0] == keys.shape[0] && keys.shape[1] > 0 && query.shape[1] % keys.shape[1] == 0
         && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keys.dtype == query.dtype && values.dtype == query.dtype

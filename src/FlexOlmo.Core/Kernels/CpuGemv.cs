@@ -43,7 +43,7 @@ internal static unsafe partial class CpuGemv
     /// </summary>
     public static bool Applies(Tensor input, Tensor weight, bool rowInvariant = false)
     {
-        if (!IsSupported || is_grad_enabled() || input.device_type != TorchSharp.DeviceType.CPU || weight.device_type != TorchSharp.DeviceType.CPU)
+        if (!ManagedKernels.Usable(input, weight))
         {
             return false;
         }

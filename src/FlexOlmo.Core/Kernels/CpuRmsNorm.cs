@@ -23,7 +23,7 @@ internal static unsafe class CpuRmsNorm
 
     public static bool Applies(Tensor input, Tensor weight)
     {
-        if (!CpuGemv.IsSupported || is_grad_enabled() || input.device_type != TorchSharp.DeviceType.CPU || weight.device_type != TorchSharp.DeviceType.CPU)
+        if (!ManagedKernels.Usable(input, weight))
         {
             return false;
         }

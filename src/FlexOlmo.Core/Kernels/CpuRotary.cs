@@ -18,7 +18,7 @@ namespace FlexOlmo.Core.Kernels;
 internal static unsafe class CpuRotary
 {
     public static bool Applies(Tensor x, Tensor cos, Tensor sin) =>
-        CpuGemv.IsSupported && !is_grad_enabled() && x.device_type == TorchSharp.DeviceType.CPU && cos.device_type == TorchSharp.DeviceType.CPU
+        ManagedKernels.Usable(x, cos) && sin.device_type == TorchSharp.DeviceType.CPU
         && x.dim() == 4 && x.shape[2] == 1 && x.shape[3] % 2 == 0 && x.numel() < int.MaxValue
         && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 && x.is_contiguous()
         && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()

@@ -22,7 +22,7 @@ internal static unsafe class CpuSwiGlu
     /// count switches to libtorch's arithmetic).
     /// </summary>
     public static bool Applies(Tensor gate, Tensor up, bool rowInvariant) =>
-        CpuGemv.IsSupported && !is_grad_enabled() && gate.device_type == TorchSharp.DeviceType.CPU && up.device_type == TorchSharp.DeviceType.CPU
+        ManagedKernels.Usable(gate, up)
         && gate.dtype is ScalarType.Float32 or ScalarType.BFloat16 && up.dtype == gate.dtype && gate.shape.SequenceEqual(up.shape)
         && gate.is_contiguous() && up.is_contiguous() && gate.numel() > 0 && gate.numel() < int.MaxValue
         && (rowInvariant || gate.numel() / gate.shape[^1] <= CpuRmsNorm.MaxRows);
