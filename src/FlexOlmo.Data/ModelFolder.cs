@@ -82,7 +82,12 @@ public sealed class ModelFolder : IDisposable
     /// <paramref name="anchor"/>, the anchor folder it was trained against). <paramref name="dtype"/> "auto" keeps the
     /// checkpoint's.
     /// </summary>
-    public static ModelFolder Load(string path, string? anchor, string device, string dtype)
+    /// <remarks>
+    /// <paramref name="beforeLoading"/> sees the config and the expert names (router order, empty for a dense model)
+    /// after the folder is read and before any weight is, so that a command can refuse its own bad arguments (an
+    /// unknown expert in a mask) without first loading gigabytes.
+    /// </remarks>
+    public static ModelFolder Load(string path, string? anchor, string device, string dtype, Action<ModelConfig, IReadOnlyList<string>>? beforeLoading = null)
     {
         if (!Directory.Exists(path))
         {
@@ -100,13 +105,15 @@ public sealed class ModelFolder : IDisposable
             var anchorPackage = AnchorPackage.Open(anchor);
             var expert = ExpertPackage.Open(path);
             var anchorConfig = ModelConfig.Load(anchorPackage.ModelFolder);
+            string[] names = [ComposedSidecar.PublicName, expert.Manifest.Value.Name];
+            beforeLoading?.Invoke(ExpertModel.ConfigFor(anchorConfig), names);
             var model = ExpertModel.Load(anchorPackage, expert, torchDevice, TorchRuntime.ResolveDType(dtype, anchorConfig.StorageDType));
-            return new ModelFolder(path, ModelFolderKind.ExpertPackage, model, [ComposedSidecar.PublicName, expert.Manifest.Value.Name], anchorPackage.ModelFolder, null);
+            return new ModelFolder(path, ModelFolderKind.ExpertPackage, model, names, anchorPackage.ModelFolder, null);
         }
 
         if (AnchorPackage.IsPackage(path))
         {
-            return Checkpoint(AnchorPackage.Open(path).ModelFolder, path, ModelFolderKind.Anchor, torchDevice, dtype);
+            return Checkpoint(AnchorPackage.Open(path).ModelFolder, path, ModelFolderKind.Anchor, torchDevice, dtype, beforeLoading);
         }
 
         if (!File.Exists(System.IO.Path.Combine(path, ModelConfig.FileName)))
@@ -114,38 +121,61 @@ public sealed class ModelFolder : IDisposable
             throw new DataException($"--model {path}: has no config.json, anchor.json or expert.json; it is not a model, anchor or expert package.");
         }
 
-        return Checkpoint(path, path, null, torchDevice, dtype);
+        return Checkpoint(path, path, null, torchDevice, dtype, beforeLoading);
     }
 
-    private static ModelFolder Checkpoint(string folder, string path, ModelFolderKind? kind, TorchSharp.torch.Device device, string dtype)
+    private static ModelFolder Checkpoint(string folder, string path, ModelFolderKind? kind, TorchSharp.torch.Device device, string dtype, Action<ModelConfig, IReadOnlyList<string>>? beforeLoading)
     {
         var config = ModelConfig.Load(folder);
+        var names = config.IsMoe ? ComposedSidecar.ExpertNamesOf(folder, config.NumExperts) : [];
+        beforeLoading?.Invoke(config, names);
         var model = CheckpointLoader.Load(folder, device, TorchRuntime.ResolveDType(dtype, config.StorageDType));
         if (!config.IsMoe)
         {
             return new ModelFolder(path, kind ?? ModelFolderKind.Dense, model, [], folder, null);
         }
 
-        return new ModelFolder(path, ModelFolderKind.Composed, model, ComposedSidecar.ExpertNamesOf(folder, config.NumExperts), folder, ComposedSidecar.TryLoad(folder));
+        return new ModelFolder(path, ModelFolderKind.Composed, model, names, folder, ComposedSidecar.TryLoad(folder));
     }
 
     /// <summary>
     /// The experts a request asks for by --include-experts/--exclude-experts (names or indices); null when neither is
     /// given. A dense model takes no expert selection.
     /// </summary>
-    public ExpertSet? SelectExperts(string? include, string? exclude)
+    public ExpertSet? SelectExperts(string? include, string? exclude) => SelectExperts(Config, ExpertNames, include, exclude);
+
+    /// <summary>
+    /// Loads a model folder for a command with --include-experts/--exclude-experts: a selection naming an expert the
+    /// model does not have is refused before any weight loads. Returns the folder and the selection (null: all).
+    /// </summary>
+    public static (ModelFolder Folder, ExpertSet? Experts) LoadSelecting(string path, string device, string dtype, string? include, string? exclude)
+    {
+        var folder = Load(path, null, device, dtype, (config, names) => SelectExperts(config, names, include, exclude));
+        try
+        {
+            return (folder, folder.SelectExperts(include, exclude));
+        }
+        catch
+        {
+            folder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The same selection from a config and expert names alone (for <see cref="Load"/>'s check before loading).</summary>
+    public static ExpertSet? SelectExperts(ModelConfig config, IReadOnlyList<string> names, string? include, string? exclude)
     {
         if (string.IsNullOrWhiteSpace(include) && string.IsNullOrWhiteSpace(exclude))
         {
             return null;
         }
 
-        if (!Config.IsMoe)
+        if (!config.IsMoe)
         {
             throw new ExpertMaskException("--include-experts/--exclude-experts need a FlexOlmo (flex_olmo) model; this one is dense.");
         }
 
-        return ExpertSet.Parse(include, exclude, Config.NumExperts, ExpertNames);
+        return ExpertSet.Parse(include, exclude, config.NumExperts, names);
     }
 
     public void Dispose() => Model.Dispose();

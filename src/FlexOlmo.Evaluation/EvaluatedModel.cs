@@ -22,7 +22,7 @@ internal sealed class EvaluatedModel : IDisposable
     public Olmo2ForCausalLM Model => _folder.Model;
 
     /// <summary>Expert names in router order; a dense model has the one name "public".</summary>
-    public IReadOnlyList<string> ExpertNames => _folder.ExpertNames.Count > 0 ? _folder.ExpertNames : [ComposedSidecar.PublicName];
+    public IReadOnlyList<string> ExpertNames => Named(_folder.ExpertNames);
 
     /// <summary>Experts the router chooses from (1 for a dense model).</summary>
     public int NumExperts => ExpertNames.Count;
@@ -34,11 +34,12 @@ internal sealed class EvaluatedModel : IDisposable
     /// Loads a composed or dense checkpoint folder, an anchor folder, or an expert package (which needs
     /// <paramref name="anchor"/>, the anchor folder it was trained against).
     /// </summary>
-    public static EvaluatedModel Load(string path, string? anchor, string device, string dtype)
+    /// <remarks><paramref name="beforeLoading"/> sees the expert names (as <see cref="ExpertNames"/> will give them) before any weight is loaded.</remarks>
+    public static EvaluatedModel Load(string path, string? anchor, string device, string dtype, Action<IReadOnlyList<string>>? beforeLoading = null)
     {
         try
         {
-            return new EvaluatedModel(ModelFolder.Load(path, anchor, device, dtype));
+            return new EvaluatedModel(ModelFolder.Load(path, anchor, device, dtype, (_, names) => beforeLoading?.Invoke(Named(names))));
         }
         catch (DataException e)
         {
@@ -47,4 +48,7 @@ internal sealed class EvaluatedModel : IDisposable
     }
 
     public void Dispose() => _folder.Dispose();
+
+    /// <summary>A dense model's one expert is the public one.</summary>
+    private static IReadOnlyList<string> Named(IReadOnlyList<string> names) => names.Count > 0 ? names : [ComposedSidecar.PublicName];
 }

@@ -53,7 +53,8 @@ public static class PerplexityEvaluator
             throw new EvaluationException($"--max-tokens ({request.MaxTokens}) and --batch-size ({request.BatchSize}) must be positive.");
         }
 
-        using var evaluated = EvaluatedModel.Load(request.Model, request.Anchor, request.Device, request.DType);
+        List<ExpertMaskSpec> masks = [];
+        using var evaluated = EvaluatedModel.Load(request.Model, request.Anchor, request.Device, request.DType, names => masks = Masks(request, names)); // masks checked before the weights load
         var model = evaluated.Model;
         model.eval();
         var config = model.Config;
@@ -61,15 +62,6 @@ public static class PerplexityEvaluator
         if (seqLen < 2 || seqLen > config.MaxPositionEmbeddings)
         {
             throw new EvaluationException($"--seq-len {seqLen}: must be between 2 and the model's max_position_embeddings ({config.MaxPositionEmbeddings}).");
-        }
-
-        var masks = request.Masks is { Count: > 0 } given
-            ? given.Select(spec => ExpertMaskSpec.Parse(spec, evaluated.ExpertNames)).ToList()
-            : ExpertMaskSpec.Defaults(evaluated.ExpertNames).ToList();
-        var duplicate = masks.GroupBy(m => m.Label).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate is not null)
-        {
-            throw new EvaluationException($"--masks: '{duplicate.Key}' is asked for twice.");
         }
 
         var cache = new TokenCache(request.TokenCache ?? TokenCache.DefaultFolder, evaluated.TextEncoding);
@@ -147,5 +139,20 @@ public static class PerplexityEvaluator
     {
         var n = Math.Min(available, Math.Max(1, wanted));
         return Enumerable.Range(0, (int)n).Select(i => i * available / n).ToArray();
+    }
+
+    /// <summary>The masks a request asks for (or the defaults), checked against the model's expert names.</summary>
+    private static List<ExpertMaskSpec> Masks(EvaluationRequest request, IReadOnlyList<string> names)
+    {
+        var masks = request.Masks is { Count: > 0 } given
+            ? given.Select(spec => ExpertMaskSpec.Parse(spec, names)).ToList()
+            : ExpertMaskSpec.Defaults(names).ToList();
+        var duplicate = masks.GroupBy(m => m.Label).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new EvaluationException($"--masks: '{duplicate.Key}' is asked for twice.");
+        }
+
+        return masks;
     }
 }

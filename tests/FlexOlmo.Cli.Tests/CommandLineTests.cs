@@ -16,6 +16,30 @@ public sealed class CommandLineTests
         }
     }
 
+    [Theory]
+    [InlineData("generate", "--prompt-ids", "3,4")]
+    [InlineData("logits", "--input-ids", "ids.json")]
+    public async Task UnknownExpert_IsRefusedBeforeAnyWeightLoads(string command, string inputOption, string input)
+    {
+        // The golden model's config without its weights: the unknown expert must be the error, not the missing weights.
+        using var folder = new TempDirectory("cli-no-weights");
+        var model = Path.Combine(folder.Path, "model");
+        Directory.CreateDirectory(model);
+        File.Copy(Path.Combine(TestPaths.HfReference, "flexolmo-tiny", "config.json"), Path.Combine(model, "config.json"));
+        File.WriteAllText(Path.Combine(folder.Path, "ids.json"), """{"input_ids": [[3, 4]]}""");
+        string[] args = [command, "--model", model, inputOption, input == "ids.json" ? Path.Combine(folder.Path, input) : input, "--exclude-experts", "nosuch"];
+        if (command == "logits")
+        {
+            args = [.. args, "--out", Path.Combine(folder.Path, "out.json")];
+        }
+
+        var run = await CliRun.RunAsync(args);
+
+        Assert.True(run.ExitCode == 1, run.ToString()); // a user error, not an internal one (70)
+        Assert.Contains("nosuch", run.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("safetensors", run.Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ReleasedModels_TheReadmeWalkthrough_DecomposeImportComposeExportGenerate()
     {

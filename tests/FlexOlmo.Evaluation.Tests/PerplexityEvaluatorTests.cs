@@ -157,6 +157,23 @@ public sealed class PerplexityEvaluatorTests(EvaluationFixture fixture)
     }
 
     [Fact]
+    public void Evaluate_UnknownExpertInAMask_IsRejectedBeforeAnyWeightLoads()
+    {
+        // The composed model's config and sidecar without its weights: a mask error must come first, not a load error
+        // (on a 1B-class model the load alone is 8 GB and a minute).
+        using var folder = new TempDirectory("eval-no-weights");
+        foreach (var file in Directory.GetFiles(fixture.Composed).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.EndsWith(".index.json", StringComparison.Ordinal)))
+        {
+            File.Copy(file, Path.Combine(folder.Path, Path.GetFileName(file)));
+        }
+
+        var error = Assert.Throws<EvaluationException>(() => fixture.Evaluate(folder.Path, masks: ["only:nosuch"]));
+
+        Assert.Contains("nosuch", error.Message, StringComparison.Ordinal);
+        Assert.Contains("counting", error.Message, StringComparison.Ordinal); // names what the model has
+    }
+
+    [Fact]
     public void Evaluate_SameMaskTwice_IsRejected()
     {
         var error = Assert.Throws<EvaluationException>(() => fixture.Evaluate(fixture.Composed, ["all", "composed"]));

@@ -48,7 +48,8 @@ internal static class GenerateCommand
             throw new FlexOlmoException("Give --prompt TEXT (one or more) or --prompt-ids 1,2,3.");
         }
 
-        using var loaded = ModelFolder.Load(context.Get(Model), null, context.Get(Device), context.Get(DType));
+        var (folder, experts) = ModelFolder.LoadSelecting(context.Get(Model), context.Get(Device), context.Get(DType), context.Get(Include), context.Get(Exclude));
+        using var loaded = folder;
         var tokenizer = prompts.Length > 0 || context.Get(Stop)?.Length > 0 ? loaded.RequireTokenizer() : loaded.Tokenizer;
         var encoded = prompts.Length > 0
             ? prompts.Select(p => tokenizer!.Encode(p).ToArray()).ToArray()
@@ -63,7 +64,6 @@ internal static class GenerateCommand
             StopStrings = context.Get(Stop) ?? [],
             EosTokenIds = context.Get(IgnoreEos) ? [] : loaded.EosTokenIds.ToArray(),
         };
-        var experts = loaded.SelectExperts(context.Get(Include), context.Get(Exclude));
         var requests = encoded.Select(p => new GenerationRequest(p, sampling, experts)).ToArray();
         var json = context.Get(Json);
         var stream = !json && requests.Length == 1;

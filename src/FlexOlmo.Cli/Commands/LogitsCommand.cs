@@ -39,7 +39,8 @@ internal static class LogitsCommand
     {
         var inputPath = context.Get(InputIds);
         var rows = ReadInputIds(inputPath);
-        using var loaded = ModelFolder.Load(context.Get(Model), null, context.Get(Device), context.Get(DType));
+        var (folder, experts) = ModelFolder.LoadSelecting(context.Get(Model), context.Get(Device), context.Get(DType), context.Get(Include), context.Get(Exclude));
+        using var loaded = folder;
         var vocab = loaded.Model.Config.VocabSize;
         foreach (var (row, b) in rows.Select((r, b) => (r, b)))
         {
@@ -50,7 +51,6 @@ internal static class LogitsCommand
             }
         }
 
-        var experts = loaded.SelectExperts(context.Get(Include), context.Get(Exclude));
         using var ids = tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, rows[0].Length]).to(loaded.Model.Device); // [B, T]
         using var bias = experts is null ? null : ExpertMask.ToRouterBias(rows.Select(_ => experts).ToArray(), loaded.Model.Config.NumExperts, loaded.Model.Device);
         using var noGrad = no_grad();

@@ -48,6 +48,11 @@ internal static unsafe partial class CpuGemv
             return false;
         }
 
+        if (weight.dim() != 2 || input.dim() == 0 || weight.shape[1] != input.shape[^1] || input.shape[^1] == 0)
+        {
+            return false; // a width mismatch is libtorch's to report; the kernel trusts the shapes it is given
+        }
+
         var rows = input.numel() / input.shape[^1];
         var maxRows = rowInvariant ? MaxRowsF32 : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
         return rows <= maxRows && weight.numel() > 0 && weight.is_contiguous() && input.is_contiguous()

@@ -39,7 +39,7 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// <summary>x W^T: the decode kernel for a few rows on the CPU without autograd, libtorch otherwise.</summary>
     public static Tensor Apply(Tensor input, Tensor weight, LinearMode mode = LinearMode.Batched)
     {
-        var rowInvariant = mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
+        var rowInvariant = RowInvariant(input, mode);
         if (CpuGemv.Applies(input, weight, rowInvariant))
         {
             return CpuGemv.Linear(input, weight);
@@ -66,9 +66,13 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// </summary>
     public static Tensor[] ApplyMany(Tensor input, Tensor[] weights, LinearMode mode = LinearMode.Batched)
     {
-        var rowInvariant = mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
+        var rowInvariant = RowInvariant(input, mode);
         return weights.All(w => CpuGemv.Applies(input, w, rowInvariant))
             ? CpuGemv.Linear(input, weights)
             : weights.Select(w => Apply(input, w, mode)).ToArray();
     }
+
+    /// <summary>Whether rows must be computed as one-row calls would: asked for, and possible (CPU, no autograd).</summary>
+    private static bool RowInvariant(Tensor input, LinearMode mode) =>
+        mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
 }

@@ -82,6 +82,7 @@ public sealed class CpuGemvTests
         Assert.False(CpuGemv.Applies(randn([2, 1030]).to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)));
         Assert.True(CpuGemv.Applies(randn([1, 64]), randn([64, 64]))); // small weights too, computed on the calling thread alone
         Assert.False(CpuGemv.Applies(randn([1030, 2]).t(), weight)); // a non-contiguous input of two rows
+        Assert.False(CpuGemv.Applies(randn([1, 2060]), weight)); // widths that differ: libtorch's error, never a read past the input
     }
 
     [Fact]
