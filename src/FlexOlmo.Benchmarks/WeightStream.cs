@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ internal sealed unsafe class WeightStream
         var chunks = new List<(nint, long)>();
         foreach (var (name, parameter) in model.NamedParameters())
         {
-            if (parameter.dim() != 2 || name.EndsWith("embed_tokens.weight", StringComparison.Ordinal))
+            if (parameter.dim() != 2 || name == TensorNames.EmbedTokens)
             {
                 continue; // norms are a few KB; an embedding step reads one row
             }
@@ -41,7 +42,7 @@ internal sealed unsafe class WeightStream
                 throw new InvalidOperationException($"{name} is not contiguous; the decode kernel would not read it as one stream either.");
             }
 
-            var expert = ExpertIndex(name);
+            var expert = TensorNames.ParseExpert(name)?.Expert;
             var fraction = expert is null ? 1.0 : Math.Clamp(touched - expert.Value, 0.0, 1.0); // experts 0..touched-1, the last one in part
             var bytes = (long)(parameter.numel() * parameter.ElementSize * fraction) & ~63L;
             var start = (nint)Unsafe.AsPointer(ref parameter.bytes.GetPinnableReference());
@@ -98,18 +99,5 @@ internal sealed unsafe class WeightStream
         }
 
         return a + b + c + d;
-    }
-
-    private static int? ExpertIndex(string name)
-    {
-        const string marker = ".mlp.experts.";
-        var at = name.IndexOf(marker, StringComparison.Ordinal);
-        if (at < 0)
-        {
-            return null;
-        }
-
-        var rest = name[(at + marker.Length)..];
-        return int.Parse(rest[..rest.IndexOf('.', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
     }
 }

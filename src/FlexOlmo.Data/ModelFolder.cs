@@ -150,16 +150,9 @@ public sealed class ModelFolder : IDisposable
     /// </summary>
     public static (ModelFolder Folder, ExpertSet? Experts) LoadSelecting(string path, string device, string dtype, string? include, string? exclude)
     {
-        var folder = Load(path, null, device, dtype, (config, names) => SelectExperts(config, names, include, exclude));
-        try
-        {
-            return (folder, folder.SelectExperts(include, exclude));
-        }
-        catch
-        {
-            folder.Dispose();
-            throw;
-        }
+        ExpertSet? experts = null;
+        var folder = Load(path, null, device, dtype, (config, names) => experts = SelectExperts(config, names, include, exclude));
+        return (folder, experts);
     }
 
     /// <summary>The same selection from a config and expert names alone (for <see cref="Load"/>'s check before loading).</summary>

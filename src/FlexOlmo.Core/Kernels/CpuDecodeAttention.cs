@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Kernels;
@@ -75,11 +74,11 @@ internal static unsafe class CpuDecodeAttention
             {
                 if (isBf16)
                 {
-                    One<Bf16Rows>(qRow, k, v, rowBytes, count, dim, scale, s, outRow);
+                    One<Bf16Elements>(qRow, k, v, rowBytes, count, dim, scale, s, outRow);
                 }
                 else
                 {
-                    One<F32Rows>(qRow, k, v, rowBytes, count, dim, scale, s, outRow);
+                    One<F32Elements>(qRow, k, v, rowBytes, count, dim, scale, s, outRow);
                 }
             }
         }
@@ -104,7 +103,7 @@ internal static unsafe class CpuDecodeAttention
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void One<T>(float* q, nint k, nint v, nint rowBytes, int keys, int dim, float scale, float* scores, float* output)
-        where T : struct, IRows
+        where T : struct, IElements
     {
         var max = float.NegativeInfinity;
         for (var s = 0; s < keys; s++)
@@ -113,7 +112,7 @@ internal static unsafe class CpuDecodeAttention
             var acc = Vector256<float>.Zero;
             for (var d = 0; d < dim; d += 8)
             {
-                acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + d), T.Load8(row, d), acc);
+                acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + d), T.Load8((void*)row, d), acc);
             }
 
             var score = Vector256.Sum(acc) * scale;
@@ -121,7 +120,6 @@ internal static unsafe class CpuDecodeAttention
             max = Math.Max(max, score);
         }
 
-        var total = 0f;
         var shift = Vector256.Create(max);
         var sums = Vector256<float>.Zero;
         var i = 0;
@@ -132,7 +130,7 @@ internal static unsafe class CpuDecodeAttention
             sums += e;
         }
 
-        total = Vector256.Sum(sums);
+        var total = Vector256.Sum(sums);
         for (; i < keys; i++)
         {
             var e = MathF.Exp(scores[i] - max);
@@ -151,7 +149,7 @@ internal static unsafe class CpuDecodeAttention
             var p = Vector256.Create(scores[s]);
             for (var d = 0; d < dim; d += 8)
             {
-                Vector256.Store(Vector256.FusedMultiplyAdd(p, T.Load8(row, d), Vector256.Load(output + d)), output + d);
+                Vector256.Store(Vector256.FusedMultiplyAdd(p, T.Load8((void*)row, d), Vector256.Load(output + d)), output + d);
             }
         }
 
@@ -160,25 +158,5 @@ internal static unsafe class CpuDecodeAttention
         {
             Vector256.Store(Vector256.Load(output + d) * inverse, output + d);
         }
-    }
-
-    /// <summary>Eight elements of a key or value row as fp32: one implementation per storage dtype, specialised by the JIT.</summary>
-    private interface IRows
-    {
-        static abstract Vector256<float> Load8(nint row, int d);
-    }
-
-    private readonly struct F32Rows : IRows
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load8(nint row, int d) => Vector256.Load((float*)row + d);
-    }
-
-    private readonly struct Bf16Rows : IRows
-    {
-        /// <summary>bf16 is the upper half of an fp32: widening and shifting left by 16 is exact.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load8(nint row, int d) =>
-            Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)row + d), 16).AsSingle();
     }
 }

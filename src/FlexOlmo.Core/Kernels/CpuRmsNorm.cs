@@ -18,9 +18,11 @@ namespace FlexOlmo.Core.Kernels;
 /// </remarks>
 internal static unsafe class CpuRmsNorm
 {
-    /// <summary>Most rows handled here (larger inputs amortise libtorch's dispatch), except one token per row, which is always handled here.</summary>
-    public const int MaxRows = 16;
-
+    /// <summary>
+    /// Whether <see cref="Apply"/> applies: one token per row (a decode step, whatever its batch, so that no batch size
+    /// switches a decoding row's arithmetic) or at most <see cref="ManagedKernels.MaxRows"/> rows; fp32 or bf16 with a
+    /// weight of the same dtype and width; contiguous.
+    /// </summary>
     public static bool Applies(Tensor input, Tensor weight)
     {
         if (!ManagedKernels.Usable(input, weight))
@@ -29,8 +31,9 @@ internal static unsafe class CpuRmsNorm
         }
 
         var width = input.shape[^1];
-        var oneTokenPerRow = input.dim() >= 3 && input.shape[^2] == 1; // a decode step, whatever its batch: no batch size switches arithmetic
-        return (oneTokenPerRow || input.numel() / Math.Max(1, width) <= MaxRows) && input.numel() > 0 && input.numel() < int.MaxValue && weight.dim() == 1 && weight.shape[0] == width
+        var oneTokenPerRow = input.dim() >= 3 && input.shape[^2] == 1;
+        return (oneTokenPerRow || input.numel() / Math.Max(1, width) <= ManagedKernels.MaxRows)
+            && input.numel() > 0 && input.numel() < int.MaxValue && weight.dim() == 1 && weight.shape[0] == width
             && input.dtype is ScalarType.Float32 or ScalarType.BFloat16 && weight.dtype == input.dtype
             && input.is_contiguous() && weight.is_contiguous();
     }
@@ -45,16 +48,17 @@ internal static unsafe class CpuRmsNorm
         var w = Unsafe.AsPointer(ref weight.bytes.GetPinnableReference());
         var y = Unsafe.AsPointer(ref output.bytes.GetPinnableReference());
         var epsilon = (float)eps;
+        var isBf16 = input.dtype == ScalarType.BFloat16;
         for (var r = 0; r < rows; r++)
         {
             var offset = (long)r * width;
-            if (input.dtype == ScalarType.BFloat16)
+            if (isBf16)
             {
-                Row<Bf16>((ushort*)x + offset, (ushort*)w, (ushort*)y + offset, width, epsilon);
+                Row<Bf16Elements>((ushort*)x + offset, w, (ushort*)y + offset, width, epsilon);
             }
             else
             {
-                Row<F32>((float*)x + offset, (float*)w, (float*)y + offset, width, epsilon);
+                Row<F32Elements>((float*)x + offset, w, (float*)y + offset, width, epsilon);
             }
         }
 
@@ -85,39 +89,5 @@ internal static unsafe class CpuRmsNorm
         {
             T.Store1(y, i, T.Load1(w, i) * (T.Load1(x, i) * scale));
         }
-    }
-
-    private interface IElements
-    {
-        static abstract Vector256<float> Load8(void* p, int i);
-
-        static abstract float Load1(void* p, int i);
-
-        static abstract void Store1(void* p, int i, float value);
-    }
-
-    private readonly struct F32 : IElements
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load8(void* p, int i) => Vector256.Load((float*)p + i);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load1(void* p, int i) => ((float*)p)[i];
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store1(void* p, int i, float value) => ((float*)p)[i] = value;
-    }
-
-    private readonly struct Bf16 : IElements
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load8(void* p, int i) =>
-            Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)p + i).ToVector256()), 16).AsSingle();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load1(void* p, int i) => BFloat16Bits.ToSingle(((ushort*)p)[i]);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store1(void* p, int i, float value) => ((ushort*)p)[i] = BFloat16Bits.FromSingle(value);
     }
 }

@@ -43,11 +43,11 @@ internal static unsafe class CpuRotary
                 var offset = (((long)b * heads) + n) * dim;
                 if (isBf16)
                 {
-                    Head((ushort*)input + offset, (ushort*)result + offset, c + ((long)b * dim), s + ((long)b * dim), dim);
+                    Head<Bf16Elements>((ushort*)input + offset, (ushort*)result + offset, c + ((long)b * dim), s + ((long)b * dim), dim);
                 }
                 else
                 {
-                    Head((float*)input + offset, (float*)result + offset, c + ((long)b * dim), s + ((long)b * dim), dim);
+                    Head<F32Elements>((float*)input + offset, (float*)result + offset, c + ((long)b * dim), s + ((long)b * dim), dim);
                 }
             }
         }
@@ -56,28 +56,16 @@ internal static unsafe class CpuRotary
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Head(float* x, float* y, float* c, float* s, int dim)
+    private static void Head<T>(void* x, void* y, float* c, float* s, int dim)
+        where T : struct, IElements
     {
         var half = dim / 2;
         for (var d = 0; d < dim; d++)
         {
-            var rotated = d < half ? -x[d + half] : x[d - half];
-            var first = x[d] * c[d];
+            var rotated = d < half ? -T.Load1(x, d + half) : T.Load1(x, d - half);
+            var first = T.Load1(x, d) * c[d];
             var second = rotated * s[d];
-            y[d] = first + second;
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Head(ushort* x, ushort* y, float* c, float* s, int dim)
-    {
-        var half = dim / 2;
-        for (var d = 0; d < dim; d++)
-        {
-            var rotated = d < half ? -BFloat16Bits.ToSingle(x[d + half]) : BFloat16Bits.ToSingle(x[d - half]);
-            var first = BFloat16Bits.ToSingle(x[d]) * c[d];
-            var second = rotated * s[d];
-            y[d] = BFloat16Bits.FromSingle(first + second);
+            T.Store1(y, d, first + second);
         }
     }
 }

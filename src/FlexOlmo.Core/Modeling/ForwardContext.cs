@@ -92,8 +92,8 @@ public sealed class ForwardContext : IDisposable
             var outputs = new Tensor[caches.Count];
             for (var r = 0; r < caches.Count; r++)
             {
-                var (k, v) = caches[r].Append(layer, key.narrow(0, r, 1), value.narrow(0, r, 1)); // [1, K, S, D]
-                outputs[r] = Decode(query.narrow(0, r, 1), caches[r], layer) ?? ScaledDotProduct(query.narrow(0, r, 1), k, v, null, isCausal: false); // [1, N, 1, D]
+                caches[r].Store(layer, key.narrow(0, r, 1), value.narrow(0, r, 1));
+                outputs[r] = AttendCached(query.narrow(0, r, 1), caches[r], layer, null, isCausal: false); // [1, N, 1, D]
             }
 
             return cat(outputs, 0); // [R, N, 1, D]
@@ -101,18 +101,33 @@ public sealed class ForwardContext : IDisposable
 
         if (Cache is { } cache)
         {
-            (key, value) = cache.Append(layer, key, value); // [B, K, S, D]
-            if (Mask is null && !IsCausal && Decode(query, cache, layer) is { } decoded)
-            {
-                return decoded; // [B, N, 1, D]
-            }
+            cache.Store(layer, key, value);
+            return AttendCached(query, cache, layer, Mask, IsCausal); // [B, N, T, D]
         }
 
-        System.Diagnostics.Debug.Assert(Mask is null || Mask.shape[^1] == key.shape[2], "mask must cover every key");
         return ScaledDotProduct(query, key, value, Mask, IsCausal); // [B, N, T, D]
     }
 
-    /// <summary>Marks this pass's tokens as cached, once every layer has appended.</summary>
+    /// <summary>
+    /// Attention over a cache that holds this pass's keys: a decode step straight over its buffers
+    /// (<see cref="CpuDecodeAttention"/>) where that kernel applies, SDPA over views of it otherwise. Called before
+    /// <see cref="Advance"/>.
+    /// </summary>
+    private Tensor AttendCached(Tensor query, KvCache cache, int layer, Tensor? mask, bool isCausal)
+    {
+        var (keys, values) = cache.Buffers(layer);
+        var length = cache.Length + NewTokens;
+        if (mask is null && !isCausal && CpuDecodeAttention.Applies(query, keys, values, length))
+        {
+            return CpuDecodeAttention.Attend(query, keys, values, length); // [B, N, 1, D]
+        }
+
+        var (key, value) = cache.Through(layer, NewTokens); // [B, K, S, D]
+        System.Diagnostics.Debug.Assert(mask is null || mask.shape[^1] == key.shape[2], "mask must cover every key");
+        return ScaledDotProduct(query, key, value, mask, isCausal); // [B, N, T, D]
+    }
+
+    /// <summary>Marks this pass's tokens as cached, once every layer has stored its keys.</summary>
     public void Advance()
     {
         Cache?.Advance(NewTokens);
@@ -120,17 +135,6 @@ public sealed class ForwardContext : IDisposable
         {
             cache.Advance(1);
         }
-    }
-
-    /// <summary>
-    /// A decode step's attention straight over the cache buffers (<see cref="CpuDecodeAttention"/>), or null where that
-    /// kernel does not apply. Called after this pass's keys were appended, before <see cref="Advance"/>.
-    /// </summary>
-    private Tensor? Decode(Tensor query, KvCache cache, int layer)
-    {
-        var (keys, values) = cache.Buffers(layer);
-        var length = cache.Length + NewTokens;
-        return CpuDecodeAttention.Applies(query, keys, values, length) ? CpuDecodeAttention.Attend(query, keys, values, length) : null;
     }
 
     /// <summary>Grouped-query attention: key/value heads repeated to the query heads, softmax in fp32 inside SDPA.</summary>

@@ -48,19 +48,22 @@ public sealed class KvCache : IDisposable
     public int Layers => _keys.Length;
 
     /// <summary>
-    /// Writes this step's keys/values [B, K, T, D] for one layer after the cached ones and returns views of all
-    /// of them [B, K, S+T, D]. Call <see cref="Advance"/> once every layer has appended.
+    /// Writes this step's keys/values [B, K, T, D] for one layer after the cached ones. Call <see cref="Advance"/> once
+    /// every layer has stored.
     /// </summary>
-    public (Tensor Keys, Tensor Values) Append(int layer, Tensor keys, Tensor values)
+    public void Store(int layer, Tensor keys, Tensor values)
     {
         var newTokens = keys.shape[2];
         EnsureCapacity(Length + newTokens);
         _keys[layer].narrow(2, Length, newTokens).copy_(keys);
         _values[layer].narrow(2, Length, newTokens).copy_(values);
-        return (_keys[layer].narrow(2, 0, Length + newTokens), _values[layer].narrow(2, 0, Length + newTokens)); // [B, K, S+T, D]
     }
 
-    /// <summary>The whole buffers of one layer, [B, K, C, D] each, contiguous: valid up to <see cref="Length"/> (plus what was just appended).</summary>
+    /// <summary>Views of one layer's keys and values through <paramref name="pending"/> positions stored but not yet advanced past: [B, K, S+T, D].</summary>
+    public (Tensor Keys, Tensor Values) Through(int layer, long pending) =>
+        (_keys[layer].narrow(2, 0, Length + pending), _values[layer].narrow(2, 0, Length + pending));
+
+    /// <summary>The whole buffers of one layer, [B, K, C, D] each, contiguous: valid up to <see cref="Length"/> (plus what <see cref="Store"/> just wrote).</summary>
     public (Tensor Keys, Tensor Values) Buffers(int layer) => (_keys[layer], _values[layer]);
 
     /// <summary>Marks <paramref name="tokens"/> more positions as cached.</summary>
@@ -70,7 +73,6 @@ public sealed class KvCache : IDisposable
     public void Truncate(long length) => Length = Math.Clamp(length, 0, Length);
 
     /// <summary>The cached keys and values of one layer [B, K, S, D] (views, valid until the next append).</summary>
-    public (Tensor Keys, Tensor Values) Layer(int layer) => (_keys[layer].narrow(2, 0, Length), _values[layer].narrow(2, 0, Length));
 
     /// <summary>Keeps only the given batch rows (rows that finished are dropped), in the given order.</summary>
     public KvCache SelectRows(long[] rows)
@@ -79,7 +81,7 @@ public sealed class KvCache : IDisposable
         using var index = tensor(rows, ScalarType.Int64).to(Device);
         for (var l = 0; l < Layers; l++)
         {
-            var (k, v) = Layer(l);
+            var (k, v) = Through(l, 0);
             result._keys[l].narrow(2, 0, Length).copy_(k.index_select(0, index));
             result._values[l].narrow(2, 0, Length).copy_(v.index_select(0, index));
         }

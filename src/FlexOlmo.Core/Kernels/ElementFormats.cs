@@ -1,0 +1,54 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace FlexOlmo.Core.Kernels;
+
+/// <summary>
+/// How a storage dtype's elements load as fp32 and store back, for the managed kernels: one implementation per dtype,
+/// specialised by the JIT (a generic kernel over <c>T : IElements</c> compiles to straight code for each).
+/// </summary>
+internal unsafe interface IElements
+{
+    /// <summary>Eight elements from <paramref name="i"/>, widened exactly to fp32.</summary>
+    static abstract Vector256<float> Load8(void* p, int i);
+
+    static abstract float Load1(void* p, int i);
+
+    /// <summary>Stores <paramref name="value"/> rounded to this dtype.</summary>
+    static abstract void Store1(void* p, int i, float value);
+
+    /// <summary><paramref name="value"/> as this dtype holds it (what storing and loading it again gives).</summary>
+    static abstract float Round(float value);
+}
+
+internal readonly unsafe struct F32Elements : IElements
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load8(void* p, int i) => Vector256.Load((float*)p + i);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Load1(void* p, int i) => ((float*)p)[i];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store1(void* p, int i, float value) => ((float*)p)[i] = value;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Round(float value) => value;
+}
+
+internal readonly unsafe struct Bf16Elements : IElements
+{
+    /// <summary>bf16 is the upper half of an fp32: widening to 32 bits and shifting left by 16 is exact.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load8(void* p, int i) =>
+        Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)p + i).ToVector256()), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Load1(void* p, int i) => BFloat16Bits.ToSingle(((ushort*)p)[i]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store1(void* p, int i, float value) => ((ushort*)p)[i] = BFloat16Bits.FromSingle(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Round(float value) => BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(value));
+}
