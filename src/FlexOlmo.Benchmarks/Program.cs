@@ -64,4 +64,13 @@ scale.Options.Add(scaleSteps);
 scale.SetAction(r => ScaleBenchmark.Run(r.GetValue(sizes)!, r.GetValue(scaleSeq), r.GetValue(scaleMicroBatch), r.GetValue(scaleSteps), r.GetValue(json)));
 
 var root = new RootCommand("FlexOlmo.NET benchmarks; every figure is a ratio against a baseline measured in the same run.") { device, dtypes, json, forward, decode, train, registry, compose, released, serve, scale };
-return await root.Parse(args).InvokeAsync();
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is ArgumentException or FlexOlmo.Formats.FlexOlmoException)
+{
+    // A request the benchmark cannot honour (an unknown rung, a device that is not there): one line, no stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
