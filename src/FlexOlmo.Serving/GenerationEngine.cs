@@ -9,15 +9,16 @@ namespace FlexOlmo.Serving;
 // R=sequences in the batch, E=experts, V=vocabulary
 
 /// <summary>
-/// Continuous batching on one thread that owns the model: a new sequence takes a slot as soon as one frees and is
-/// prefilled alone, in <see cref="PrefillChunks"/> run between decode steps (at most one chunk's worth of positions
-/// per step, so a long prompt delays the others' tokens by about one chunk, never by its whole prefill), then decoded
-/// together with the others, one token per step, each with its own expert mask (re-applied every step,
-/// so a revocation takes effect immediately) and its own KV cache. Decoding is row-invariant: a sequence's tokens do
-/// not depend on what else is in its batch and equal what <c>flexolmo generate</c> produces.
+/// Continuous batching on one thread that owns the model: a new sequence takes a slot as soon as one frees, and every
+/// step is one forward pass over the decoding sequences (a token each) and the next <see cref="PrefillChunks"/> of the
+/// waiting prompts (at most one chunk's worth of positions per step), so the weights are streamed once for all of them
+/// and a long prompt delays the others by part of a step, never by its whole prefill. Each sequence has its own expert
+/// mask (re-applied every step, so a revocation takes effect immediately) and its own KV cache. The pass is
+/// row-invariant: a sequence's tokens do not depend on what else is in it and equal what <c>flexolmo generate</c>
+/// produces.
 /// Failures are per sequence: a sequence whose prefill, sampling or text fails is completed with an error and leaves
-/// the batch; when a shared step fails, its rows are retried one by one (caches advance only after a whole step, so a
-/// retry repeats nothing) and only the rows that fail alone are failed. Clients get an error id, never internals.
+/// the batch; when a shared step fails, its parts are retried one by one (caches advance only after a whole step, so a
+/// retry repeats nothing) and only the parts that fail alone are failed. Clients get an error id, never internals.
 /// </summary>
 internal sealed class GenerationEngine : IDisposable
 {
@@ -49,7 +50,7 @@ internal sealed class GenerationEngine : IDisposable
     /// <summary>Test seam: runs on the engine thread before each token of a sequence is sampled; what it throws fails that sequence.</summary>
     internal Action<EngineSequence>? BeforeSample { get; set; }
 
-    /// <summary>Test seam: runs on the engine thread before each decode forward pass over its rows; what it throws fails that pass.</summary>
+    /// <summary>Test seam: runs on the engine thread before each forward pass with the sequences in it (decoding or prefilling); what it throws fails that pass.</summary>
     internal Action<IReadOnlyList<EngineSequence>>? BeforeForward { get; set; }
 
     /// <summary>Test seam: runs on the engine thread after each prefill chunk of a sequence.</summary>
@@ -110,19 +111,24 @@ internal sealed class GenerationEngine : IDisposable
                     }
                 }
 
-                PrefillSome(prefilling, active);
+                var chunks = PlanPrefill(prefilling);
                 _metrics.Active = active.Count;
-                if (active.Count == 0)
+                if (active.Count == 0 && chunks.Count == 0)
                 {
-                    if (prefilling.Count == 0)
-                    {
-                        _signal.Wait(250);
-                    }
-
+                    _signal.Wait(250);
                     continue;
                 }
 
-                Step(active);
+                Step([.. active.Select(Part.Decode), .. chunks]);
+                foreach (var chunk in chunks.Where(c => c.Last || c.Sequence.Failed))
+                {
+                    prefilling.Remove(chunk.Sequence);
+                    if (!chunk.Sequence.Failed && !chunk.Sequence.State.Finished)
+                    {
+                        active.Add(chunk.Sequence); // decodes from the next step on
+                    }
+                }
+
                 active.RemoveAll(s => s.State.Finished || s.Failed);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -157,133 +163,136 @@ internal sealed class GenerationEngine : IDisposable
     }
 
     /// <summary>
-    /// Prefills chunks of the waiting prompts in order, up to one chunk's worth of positions (always at least one
-    /// chunk); a sequence whose prompt is all in its cache takes its first token and joins the decoding rows.
+    /// The prompt chunks this step takes, in order of arrival: up to one chunk's worth of positions (always at least one
+    /// chunk), each exactly the chunk <c>generate</c> would run next for that prompt.
     /// </summary>
-    private void PrefillSome(List<EngineSequence> prefilling, List<EngineSequence> active)
+    private static List<Part> PlanPrefill(List<EngineSequence> prefilling)
     {
+        var chunks = new List<Part>();
         var spent = 0;
-        while (prefilling.Count > 0)
+        foreach (var sequence in prefilling)
         {
-            var sequence = prefilling[0];
             var promptLength = sequence.State.Request.PromptIds.Count;
-            var chunk = PrefillChunks.Next(sequence.Prefilled, promptLength);
-            if (spent > 0 && spent + chunk.Length > PrefillChunks.Tokens)
+            var (start, length) = PrefillChunks.Next(sequence.Prefilled, promptLength);
+            if (spent > 0 && spent + length > PrefillChunks.Tokens)
             {
-                return;
+                break;
             }
 
-            spent += chunk.Length;
-            var last = chunk.Start + chunk.Length == promptLength;
-            var goesOn = PrefillChunk(sequence, chunk, last);
-            if (!goesOn || last)
-            {
-                prefilling.RemoveAt(0);
-                if (goesOn)
-                {
-                    active.Add(sequence);
-                }
-            }
+            spent += length;
+            chunks.Add(new Part(sequence, start, length, Prefill: true, Last: start + length == promptLength));
         }
+
+        return chunks;
     }
 
     /// <summary>
-    /// Runs one chunk of a sequence's prompt alone (exactly as generate does) and, after the last, takes its first
-    /// token; false when the sequence is done or failed.
+    /// One forward pass for the decoding rows (a token each) and the planned prompt chunks together, so the weights are
+    /// streamed once for all of them; then each decoding row takes its next token, and a prompt whose last chunk ran takes
+    /// its first. When the shared pass fails, each part is retried alone and only the parts that fail alone are failed.
     /// </summary>
-    private bool PrefillChunk(EngineSequence sequence, (int Start, int Length) chunk, bool last)
-    {
-        try
-        {
-            using var scope = NewDisposeScope();
-            var prompt = sequence.State.Request.PromptIds;
-            var ids = tensor(prompt.Skip(chunk.Start).Take(chunk.Length).Select(t => (long)t).ToArray(), [1, chunk.Length]).to(_host.Model.Device); // [1, C]
-            using var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
-            var logits = _host.Model.Forward(ids, new ForwardOptions { Cache = sequence.Cache, ExpertBias = Bias([sequence]), LastTokenOnly = true, Trace = trace }); // [1, 1, V]
-            CountUsage(trace);
-            sequence.Prefilled = chunk.Start + chunk.Length;
-            AfterPrefillChunk?.Invoke(sequence);
-            if (!last)
-            {
-                return true;
-            }
-
-            sequence.Position = prompt.Count;
-            _metrics.PromptTokens(prompt.Count);
-            Accept(sequence, logits[0, 0]);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            Fail(sequence, e, "prefill");
-            return false;
-        }
-
-        if (sequence.State.Finished)
-        {
-            Finish(sequence);
-            return false;
-        }
-
-        return true;
-    }
-
-    /// <summary>One decode step for every active row; on a failure of the shared step, each row is retried alone.</summary>
-    private void Step(List<EngineSequence> active)
+    private void Step(List<Part> parts)
     {
         using var scope = NewDisposeScope();
         Tensor logits;
         try
         {
-            logits = Forward(active); // [R, 1, V]
+            logits = Forward(parts); // [S, 1, V]
         }
-        catch (Exception e) when (e is not OutOfMemoryException && active.Count > 1)
+        catch (Exception e) when (e is not OutOfMemoryException && parts.Count > 1)
         {
-            _logger.LogWarning("a shared decode step of {Count} sequences failed ({Message}); running them one by one", active.Count, e.Message);
-            foreach (var row in active)
+            _logger.LogWarning("a shared step of {Count} sequences failed ({Message}); running them one by one", parts.Count, e.Message);
+            foreach (var part in parts)
             {
-                StepAlone(row);
+                StepAlone(part);
             }
 
             return;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Fail(active[0], e, "decode");
+            Fail(parts[0].Sequence, e, parts[0].Prefill ? "prefill" : "decode");
             return;
         }
 
-        _metrics.BatchSize(active.Count);
-        for (var r = 0; r < active.Count; r++)
+        var decoding = parts.Count(p => !p.Prefill);
+        if (decoding > 0)
         {
-            Advance(active[r], logits[r, 0]);
+            _metrics.BatchSize(decoding);
+        }
+
+        for (var s = 0; s < parts.Count; s++)
+        {
+            After(parts[s], logits[s, 0]);
         }
     }
 
-    private void StepAlone(EngineSequence row)
+    private void StepAlone(Part part)
     {
         try
         {
             using var scope = NewDisposeScope();
-            var logits = Forward([row]); // [1, 1, V]
-            Advance(row, logits[0, 0]);
+            var logits = Forward([part]); // [1, 1, V]
+            After(part, logits[0, 0]);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Fail(row, e, "decode");
+            Fail(part.Sequence, e, part.Prefill ? "prefill" : "decode");
         }
     }
 
-    private Tensor Forward(IReadOnlyList<EngineSequence> rows)
+    /// <summary>
+    /// One pass over the parts' tokens, one token per row and each part's rows consecutive, row-invariant: a sequence's
+    /// numbers never depend on what else is in the pass, and a prompt chunk's are those of <c>generate</c>
+    /// (<see cref="TextGenerator.PrefillChunk(Olmo2ForCausalLM, Tensor, long, KvCache, Tensor?)"/>). -> logits [S, 1, V] of each part's last row.
+    /// </summary>
+    private Tensor Forward(IReadOnlyList<Part> parts)
     {
-        BeforeForward?.Invoke(rows);
+        BeforeForward?.Invoke(parts.Select(p => p.Sequence).ToList());
         var device = _host.Model.Device;
-        var ids = tensor(rows.Select(s => (long)s.LastToken).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
-        var positions = tensor(rows.Select(s => s.Position).ToArray(), [rows.Count, 1]).to(device); // [R, 1]
+        var ids = parts.SelectMany(p => p.Prefill ? p.Sequence.State.Request.PromptIds.Skip((int)p.Start).Take(p.Length).Select(t => (long)t) : [(long)p.Sequence.LastToken]).ToArray();
+        var positions = parts.SelectMany(p => Enumerable.Range(0, p.Length).Select(i => p.Start + (long)i)).ToArray();
+        var rows = (long)ids.Length;
+        using var idTensor = tensor(ids, [rows, 1L]).to(device); // [R, 1]
+        using var positionTensor = tensor(positions, [rows, 1L]).to(device); // [R, 1]
         using var trace = _host.NumExperts > 0 ? new RouterTrace(recordLogits: false, countUsage: true) : null;
-        // Row-invariant: a sequence's tokens never depend on what else is in its batch. Prefill runs each prompt alone.
-        var logits = _host.Model.ForwardRows(ids, positions, rows.Select(s => s.Cache!).ToList(), Bias(rows), trace, LinearMode.RowInvariant); // [R, 1, V]
+        var tokens = parts.Select(p => p.Length).ToArray();
+        var logits = _host.Model.ForwardRows(idTensor, positionTensor, parts.Select(p => p.Sequence.Cache!).ToList(), Bias(parts), trace, LinearMode.RowInvariant, tokens); // [S, 1, V]
         CountUsage(trace);
         return logits;
+    }
+
+    /// <summary>What a part's pass leaves to do: a decoding row takes its next token; a prompt chunk records its progress and, if it was the last, the first token.</summary>
+    private void After(Part part, Tensor logits)
+    {
+        var sequence = part.Sequence;
+        if (!part.Prefill)
+        {
+            Advance(sequence, logits);
+            return;
+        }
+
+        try
+        {
+            sequence.Prefilled = (int)(part.Start + part.Length);
+            AfterPrefillChunk?.Invoke(sequence);
+            if (!part.Last)
+            {
+                return;
+            }
+
+            sequence.Position = sequence.State.Request.PromptIds.Count;
+            _metrics.PromptTokens(sequence.State.Request.PromptIds.Count);
+            Accept(sequence, logits);
+            if (sequence.State.Finished)
+            {
+                Finish(sequence);
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Fail(sequence, e, "prefill");
+        }
     }
 
     /// <summary>Takes a row's next token; a failure here (sampling, text) fails that row only.</summary>
@@ -341,8 +350,11 @@ internal sealed class GenerationEngine : IDisposable
 
     private static string ErrorId() => Guid.NewGuid().ToString("N")[..12];
 
-    /// <summary>Each row's experts minus those excluded now (revoked, or suspended while revocations cannot be checked).</summary>
-    private Tensor? Bias(IReadOnlyList<EngineSequence> rows)
+    /// <summary>
+    /// Each part's experts minus those excluded now (revoked, or suspended while revocations cannot be checked), one row
+    /// per token: [R, E], or null for a dense model.
+    /// </summary>
+    private Tensor? Bias(IReadOnlyList<Part> parts)
     {
         if (_host.NumExperts == 0)
         {
@@ -350,12 +362,13 @@ internal sealed class GenerationEngine : IDisposable
         }
 
         var excluded = _revocations.Excluded;
-        foreach (var row in rows)
+        foreach (var part in parts)
         {
+            var row = part.Sequence;
             row.Effective = excluded.Count == 0 ? row.Experts : row.Experts.Without(excluded.Where(row.Experts.Contains));
         }
 
-        return ExpertMask.ToRouterBias(rows.Select(r => r.Effective!).ToArray(), _host.NumExperts, _host.Model.Device);
+        return ExpertMask.ToRouterBias(parts.SelectMany(p => Enumerable.Repeat(p.Sequence.Effective!, p.Length)).ToArray(), _host.NumExperts, _host.Model.Device);
     }
 
     private void CountUsage(RouterTrace? trace)
@@ -372,6 +385,15 @@ internal sealed class GenerationEngine : IDisposable
                 _metrics.ExpertTokens(_host.Experts[e].Name, usage[e]);
             }
         }
+    }
+
+    /// <summary>
+    /// A sequence's share of one pass: a decoding row (its last token at its position) or a chunk of its prompt, the
+    /// positions from <paramref name="Start"/> on.
+    /// </summary>
+    private readonly record struct Part(EngineSequence Sequence, long Start, int Length, bool Prefill, bool Last)
+    {
+        public static Part Decode(EngineSequence sequence) => new(sequence, sequence.Position, 1, Prefill: false, Last: false);
     }
 
     public void Dispose()

@@ -7,8 +7,9 @@ using Microsoft.AspNetCore.TestHost;
 namespace FlexOlmo.Serving.Tests;
 
 /// <summary>
-/// A long prompt is prefilled in chunks between decode steps: the sequences being decoded keep getting tokens while
-/// it is prefilled, and its own tokens are exactly what <c>flexolmo generate</c> gives for it.
+/// A long prompt is prefilled in chunks, one per step, in the same passes as the decode steps: the sequences being
+/// decoded keep getting tokens while it is prefilled, and its own tokens are exactly what <c>flexolmo generate</c>
+/// gives for it.
 /// </summary>
 [Collection(ServingCollection.Name)]
 public sealed class ChunkedPrefillTests(ServingFixture fixture)
@@ -16,14 +17,14 @@ public sealed class ChunkedPrefillTests(ServingFixture fixture)
     private static readonly int[] LongPrompt = Enumerable.Range(0, (2 * PrefillChunks.Tokens) - 40).Select(i => ((i * 37) + 11) % 500).ToArray();
 
     [Fact]
-    public async Task ALongPrompt_IsPrefilledBetweenDecodeSteps_OfTheSequencesAlreadyDecoding()
+    public async Task ALongPrompt_IsPrefilledAlongsideTheDecodeSteps_OfTheSequencesAlreadyDecoding()
     {
         var host = fixture.Golden["flexolmo-tiny"];
         await using var app = ServingFixture.InProcess(host, new ServerOptions { Model = host.Folder, MaxBatch = 4 });
         var events = new ConcurrentQueue<string>();
         var engine = EngineHardeningTests.Engine(app);
         engine.AfterPrefillChunk = s => events.Enqueue(s.State.Request.PromptIds.Count == LongPrompt.Length ? $"long chunk to {s.Prefilled}" : "short prefill");
-        engine.BeforeForward = rows => events.Enqueue($"decode {rows.Count} row(s)");
+        engine.BeforeForward = rows => events.Enqueue($"decode {rows.Count(r => r.Prefilled == r.State.Request.PromptIds.Count)} row(s)");
         using var client = app.GetTestClient();
 
         var decoding = ServingFixture.PostAsync(client, "/v1/completions", new JsonObject { ["prompt"] = new JsonArray(3, 4, 5), ["max_tokens"] = 30, ["temperature"] = 0, ["ignore_eos"] = true });
@@ -40,7 +41,7 @@ public sealed class ChunkedPrefillTests(ServingFixture fixture)
         var first = order.IndexOf($"long chunk to {PrefillChunks.Tokens}");
         var last = order.IndexOf($"long chunk to {LongPrompt.Length}");
         Assert.True(first >= 0 && last > first, string.Join(", ", order));
-        Assert.Contains("decode 1 row(s)", order.Skip(first).Take(last - first)); // the short sequence went on between the chunks
+        Assert.Contains("decode 1 row(s)", order.Skip(first).Take(last - first)); // the short sequence went on while the chunks ran
     }
 
     [Fact]

@@ -73,6 +73,12 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
             foreach (var (start, length) in PrefillChunks.Of(longest))
             {
                 logits.Dispose(); // only the last chunk's logits are needed
+                if (rows.Count == 1)
+                {
+                    logits = PrefillChunk(promptIds.narrow(1, start, length), start, cache, bias); // [1, 1, V]
+                    continue;
+                }
+
                 logits = model.Forward(
                     promptIds.narrow(1, start, length),
                     new ForwardOptions
@@ -148,6 +154,22 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
 
         return allRows.Select(r => r.Result!).ToList();
     }
+
+    /// <summary>
+    /// One chunk of a lone prompt (ids [1, L] from position <paramref name="start"/>), computed as the server computes
+    /// it in a step it may share with other sequences: one token per row, rows independent of each other. So a prompt
+    /// gets the same tokens from <c>generate</c> as from <c>serve</c>, whatever else the server is doing. -> [1, 1, V]
+    /// </summary>
+    public static Tensor PrefillChunk(Olmo2ForCausalLM model, Tensor ids, long start, KvCache cache, Tensor? bias)
+    {
+        using var scope = NewDisposeScope();
+        var length = (int)ids.shape[1];
+        var positions = arange(start, start + length, ScalarType.Int64, model.Device).unsqueeze(1); // [L, 1]
+        var rowBias = bias?.expand(length, -1); // [L, E]
+        return model.ForwardRows(ids.reshape(length, 1), positions, [cache], rowBias, null, LinearMode.RowInvariant, [length]).MoveToOuterDisposeScope(); // [1, 1, V]
+    }
+
+    private Tensor PrefillChunk(Tensor ids, long start, KvCache cache, Tensor? bias) => PrefillChunk(model, ids, start, cache, bias);
 
     private Tensor? ExpertBias(IReadOnlyList<SequenceState> rows) =>
         model.Config.IsMoe && rows.Any(r => r.Request.Experts is not null)

@@ -26,6 +26,12 @@ internal static unsafe partial class CpuGemv
     /// <summary>Most bf16 input rows handled here: libtorch's bf16 product wins from 4 rows on.</summary>
     public const int MaxRowsBf16 = 1;
 
+    /// <summary>
+    /// Most rows in one row-invariant call (any dtype): prefill chunks and fused server steps run here, so that a
+    /// token's numbers never depend on how many tokens share its pass; bounds the fp32 scratch a bf16 call needs.
+    /// </summary>
+    public const int MaxRowsRowInvariant = 512;
+
     /// <summary>Below this many weight elements in a pass, the calling thread computes it alone: the weights live in cache and waking another core costs more.</summary>
     private const long ParallelElements = 1 << 18;
 
@@ -39,7 +45,7 @@ internal static unsafe partial class CpuGemv
 
     /// <summary>
     /// Whether <see cref="Linear(Tensor, Tensor)"/> applies to this input and weight. With <paramref name="rowInvariant"/> it takes up to
-    /// <see cref="MaxRowsF32"/> rows of either dtype, since it computes every row the same way whatever their number.
+    /// <see cref="MaxRowsRowInvariant"/> rows of either dtype, since it computes every row the same way whatever their number.
     /// </summary>
     public static bool Applies(Tensor input, Tensor weight, bool rowInvariant = false)
     {
@@ -54,7 +60,7 @@ internal static unsafe partial class CpuGemv
         }
 
         var rows = input.numel() / input.shape[^1];
-        var maxRows = rowInvariant ? MaxRowsF32 : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
+        var maxRows = rowInvariant ? MaxRowsRowInvariant : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
         return rows <= maxRows && weight.numel() > 0 && weight.is_contiguous() && input.is_contiguous()
             && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
             && weight.numel() * weight.ElementSize < int.MaxValue;

@@ -8,15 +8,18 @@ namespace FlexOlmo.Core.Modeling;
 /// <summary>
 /// What every layer of one forward pass shares, and the one place where the two ways of running a pass differ:
 /// rotary cos/sin for the new tokens, how linears treat rows (<see cref="LinearMode"/>), and where keys and values
-/// go: one cache for the whole batch (with the causal flag or an explicit mask), or one cache per row (independent
-/// sequences decoding a token each). The attention math itself is shared (<see cref="Attend"/>).
+/// go: one cache for the whole batch (with the causal flag or an explicit mask), or one cache per independent
+/// sequence, each adding one token (decoding) or several (a chunk of its prompt), one token per row of the pass. The
+/// attention math itself is shared (<see cref="Attend"/>).
 /// </summary>
 public sealed class ForwardContext : IDisposable
 {
     private readonly IReadOnlyList<KvCache>? _rowCaches;
+    private readonly IReadOnlyList<int>? _rowTokens;
 
-    private ForwardContext(Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache, IReadOnlyList<KvCache>? rowCaches, LinearMode linearMode, long newTokens)
+    private ForwardContext(Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache, IReadOnlyList<KvCache>? rowCaches, LinearMode linearMode, long newTokens, IReadOnlyList<int>? rowTokens = null)
     {
+        _rowTokens = rowTokens;
         Cos = cos;
         Sin = sin;
         Mask = mask;
@@ -59,13 +62,12 @@ public sealed class ForwardContext : IDisposable
         }
 
         using var scope = NewDisposeScope();
-        var total = past + newTokens;
-        var queryPositions = arange(past, total, ScalarType.Int64, device).unsqueeze(1); // [T, 1]
-        var keyPositions = arange(0, total, ScalarType.Int64, device).unsqueeze(0); // [1, S]
-        var causal = keyPositions.le(queryPositions); // [T, S]
-        var mask = causal.unsqueeze(0).unsqueeze(0); // [1, 1, T, S]
+        var mask = CausalMask(past, newTokens, device); // [1, 1, T, S]
         if (keyMask is not null)
         {
+            var total = past + newTokens;
+            var queryPositions = arange(past, total, ScalarType.Int64, device).unsqueeze(1); // [T, 1]
+            var keyPositions = arange(0, total, ScalarType.Int64, device).unsqueeze(0); // [1, S]
             mask = mask.logical_and(keyMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1)); // [B, 1, T, S]
             // A padding query sees no real key; letting it see itself keeps its row finite (no NaN from an empty softmax).
             mask = mask.logical_or(keyPositions.eq(queryPositions).unsqueeze(0).unsqueeze(0));
@@ -74,26 +76,55 @@ public sealed class ForwardContext : IDisposable
         return new ForwardContext(cos, sin, mask.MoveToOuterDisposeScope(), isCausal: false, cache, null, linearMode, newTokens);
     }
 
-    /// <summary>One decode step for R independent sequences at positions [R, 1], each with its own cache.</summary>
-    public static ForwardContext ForRows(Olmo2RotaryEmbedding rotary, Tensor positionIds, IReadOnlyList<KvCache> caches, LinearMode linearMode)
+    /// <summary>
+    /// One step for independent sequences, each with its own cache: sequence s adds <paramref name="tokens"/>[s] tokens
+    /// (1 when decoding, a prompt chunk when prefilling), laid out one token per row, in sequence order: positions
+    /// [R, 1] with R the sum of <paramref name="tokens"/> (every sequence adds one token when it is null).
+    /// </summary>
+    public static ForwardContext ForRows(Olmo2RotaryEmbedding rotary, Tensor positionIds, IReadOnlyList<KvCache> caches, LinearMode linearMode, IReadOnlyList<int>? tokens = null)
     {
+        var rows = tokens?.Sum() ?? caches.Count;
+        if (positionIds.shape[0] != rows || (tokens is not null && (tokens.Count != caches.Count || tokens.Any(t => t < 1))))
+        {
+            throw new ArgumentException(
+                $"The pass has {positionIds.shape[0]} rows for {caches.Count} sequences whose token counts ({string.Join(", ", tokens ?? [])}) add up to {rows}; give one count of at least 1 per sequence, and one row per token.",
+                nameof(tokens));
+        }
+
         var (cos, sin) = rotary.Compute(positionIds); // [R, 1, D]
-        return new ForwardContext(cos, sin, null, isCausal: false, null, caches, linearMode, newTokens: 1);
+        return new ForwardContext(cos, sin, null, isCausal: false, null, caches, linearMode, newTokens: 1, tokens);
     }
 
     /// <summary>
     /// Stores this pass's keys and values of one layer and attends: query [B, N, T, D], key and value [B, K, T, D] ->
-    /// [B, N, T, D]. Per-row caches attend row by row, exactly as each sequence alone would.
+    /// [B, N, T, D]. Per-sequence caches attend sequence by sequence, exactly as each sequence alone would: a decoding
+    /// row over its cache, a prompt chunk (rows r..r+L-1 as one [1, N, L, D] sequence) causally over its cache.
     /// </summary>
     public Tensor Attend(int layer, Tensor query, Tensor key, Tensor value)
     {
         if (_rowCaches is { } caches)
         {
             var outputs = new Tensor[caches.Count];
-            for (var r = 0; r < caches.Count; r++)
+            var row = 0L;
+            for (var s = 0; s < caches.Count; s++)
             {
-                caches[r].Store(layer, key.narrow(0, r, 1), value.narrow(0, r, 1));
-                outputs[r] = AttendCached(query.narrow(0, r, 1), caches[r], layer, null, isCausal: false); // [1, N, 1, D]
+                var length = _rowTokens?[s] ?? 1;
+                if (length == 1)
+                {
+                    caches[s].Store(layer, key.narrow(0, row, 1), value.narrow(0, row, 1));
+                    outputs[s] = AttendCached(query.narrow(0, row, 1), caches[s], layer, null, isCausal: false, newTokens: 1); // [1, N, 1, D]
+                }
+                else
+                {
+                    using var scope = NewDisposeScope();
+                    caches[s].Store(layer, key.narrow(0, row, length).transpose(0, 2), value.narrow(0, row, length).transpose(0, 2)); // [1, K, L, D] each
+                    var past = caches[s].Length;
+                    using var mask = past == 0 ? null : CausalMask(past, length, query.device); // [1, 1, L, S]
+                    var chunk = query.narrow(0, row, length).transpose(0, 2); // [1, N, L, D]
+                    outputs[s] = AttendCached(chunk, caches[s], layer, mask, isCausal: past == 0, newTokens: length).transpose(0, 2).MoveToOuterDisposeScope(); // [L, N, 1, D]
+                }
+
+                row += length;
             }
 
             return cat(outputs, 0); // [R, N, 1, D]
@@ -102,7 +133,7 @@ public sealed class ForwardContext : IDisposable
         if (Cache is { } cache)
         {
             cache.Store(layer, key, value);
-            return AttendCached(query, cache, layer, Mask, IsCausal); // [B, N, T, D]
+            return AttendCached(query, cache, layer, Mask, IsCausal, NewTokens); // [B, N, T, D]
         }
 
         return ScaledDotProduct(query, key, value, Mask, IsCausal); // [B, N, T, D]
@@ -113,27 +144,37 @@ public sealed class ForwardContext : IDisposable
     /// (<see cref="CpuDecodeAttention"/>) where that kernel applies, SDPA over views of it otherwise. Called before
     /// <see cref="Advance"/>.
     /// </summary>
-    private Tensor AttendCached(Tensor query, KvCache cache, int layer, Tensor? mask, bool isCausal)
+    private static Tensor AttendCached(Tensor query, KvCache cache, int layer, Tensor? mask, bool isCausal, long newTokens)
     {
         var (keys, values) = cache.Buffers(layer);
-        var length = cache.Length + NewTokens;
+        var length = cache.Length + newTokens;
         if (mask is null && !isCausal && CpuDecodeAttention.Applies(query, keys, values, length))
         {
             return CpuDecodeAttention.Attend(query, keys, values, length); // [B, N, 1, D]
         }
 
-        var (key, value) = cache.Through(layer, NewTokens); // [B, K, S, D]
+        var (key, value) = cache.Through(layer, newTokens); // [B, K, S, D]
         System.Diagnostics.Debug.Assert(mask is null || mask.shape[^1] == key.shape[2], "mask must cover every key");
         return ScaledDotProduct(query, key, value, mask, isCausal); // [B, N, T, D]
+    }
+
+    /// <summary>Query t of <paramref name="newTokens"/> after <paramref name="past"/> cached ones sees keys 0..past+t: [1, 1, T, S] bool.</summary>
+    private static Tensor CausalMask(long past, long newTokens, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var total = past + newTokens;
+        var queryPositions = arange(past, total, ScalarType.Int64, device).unsqueeze(1); // [T, 1]
+        var keyPositions = arange(0, total, ScalarType.Int64, device).unsqueeze(0); // [1, S]
+        return keyPositions.le(queryPositions).unsqueeze(0).unsqueeze(0).MoveToOuterDisposeScope(); // [1, 1, T, S]
     }
 
     /// <summary>Marks this pass's tokens as cached, once every layer has stored its keys.</summary>
     public void Advance()
     {
         Cache?.Advance(NewTokens);
-        foreach (var cache in _rowCaches ?? [])
+        for (var s = 0; s < (_rowCaches?.Count ?? 0); s++)
         {
-            cache.Advance(1);
+            _rowCaches![s].Advance(_rowTokens?[s] ?? 1);
         }
     }
 

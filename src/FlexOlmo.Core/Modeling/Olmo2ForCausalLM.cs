@@ -62,14 +62,29 @@ public sealed class Olmo2ForCausalLM : nn.Module
     }
 
     /// <summary>
-    /// One decode step for R independent sequences (ids [R, 1], positions [R, 1], one cache each) -> logits [R, 1, V].
-    /// With <see cref="LinearMode.RowInvariant"/>, each row's logits equal those of the same sequence decoded alone.
+    /// One step for S independent sequences, each with its own cache: ids [R, 1] at positions [R, 1] and
+    /// <paramref name="expertBias"/> [R, E], one token per row, sequence s taking <paramref name="tokens"/>[s]
+    /// consecutive rows (a decoding sequence 1, a prompt chunk its length; 1 each when null) -> logits [S, 1, V] of each
+    /// sequence's last row. With <see cref="LinearMode.RowInvariant"/>, a sequence's logits are the same whatever else
+    /// shares the step.
     /// </summary>
-    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias = null, RouterTrace? trace = null, LinearMode linearMode = LinearMode.Batched)
+    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias = null, RouterTrace? trace = null, LinearMode linearMode = LinearMode.Batched, IReadOnlyList<int>? tokens = null)
     {
         using var scope = NewDisposeScope();
-        var hidden = _model.ForwardRows(inputIds, positionIds, caches, expertBias, trace, linearMode); // [R, 1, H]
-        return Olmo2Linear.Apply(hidden, LmHeadWeight, linearMode).MoveToOuterDisposeScope(); // [R, 1, V]
+        var hidden = _model.ForwardRows(inputIds, positionIds, caches, expertBias, trace, linearMode, tokens); // [R, 1, H]
+        if (tokens is not null && tokens.Any(t => t != 1))
+        {
+            var last = new long[tokens.Count];
+            for (long s = 0, row = -1; s < tokens.Count; s++)
+            {
+                row += tokens[(int)s];
+                last[s] = row;
+            }
+
+            hidden = hidden.index_select(0, tensor(last, device: Device)); // [S, 1, H]
+        }
+
+        return Olmo2Linear.Apply(hidden, LmHeadWeight, linearMode).MoveToOuterDisposeScope(); // [S, 1, V]
     }
 
     /// <summary>ids [B, T] -> final normed hidden states [B, T, H].</summary>

@@ -36,7 +36,7 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// <summary>x [..., in] -> [..., out], with the rows treated as <paramref name="mode"/> says.</summary>
     public Tensor Compute(Tensor input, LinearMode mode) => Apply(input, _weight, mode);
 
-    /// <summary>x W^T: the decode kernel for a few rows on the CPU without autograd, libtorch otherwise.</summary>
+    /// <summary>x W^T: the decode kernel for a few rows (any number, in slabs, when row-invariant) on the CPU without autograd, libtorch otherwise.</summary>
     public static Tensor Apply(Tensor input, Tensor weight, LinearMode mode = LinearMode.Batched)
     {
         var rowInvariant = RowInvariant(input, mode);
@@ -48,10 +48,17 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
         var rows = input.numel() / input.shape[^1];
         if (rowInvariant && rows > 1)
         {
-            // Compute each row exactly as a one-row call would (batched GEMMs may block differently).
+            // Every row exactly as a one-row call computes it (libtorch's GEMMs may block rows differently): the decode
+            // kernel on slabs of rows where it applies, one row at a time otherwise.
             using var scope = NewDisposeScope();
             var flat = input.reshape(rows, input.shape[^1]); // [M, in]
-            var parts = Enumerable.Range(0, (int)rows).Select(r => Apply(flat.narrow(0, r, 1), weight, mode)).ToArray(); // M x [1, out]
+            var slab = CpuGemv.Applies(flat.narrow(0, 0, 1), weight, rowInvariant) ? CpuGemv.MaxRowsRowInvariant : 1;
+            var parts = new List<Tensor>();
+            for (var first = 0L; first < rows; first += slab)
+            {
+                parts.Add(Apply(flat.narrow(0, first, Math.Min(slab, rows - first)), weight, mode)); // [m, out]
+            }
+
             var shape = input.shape.ToArray();
             shape[^1] = weight.shape[0];
             return cat(parts, 0).view(shape).MoveToOuterDisposeScope();

@@ -39,13 +39,14 @@ public sealed class Olmo2Model : nn.Module
     public Olmo2RmsNorm Norm => _norm;
 
     /// <summary>
-    /// One decode step for R independent sequences, each with its own cache: ids [R, 1] at positions [R, 1] ->
-    /// final normed hidden states [R, 1, H]. Every cache advances by one.
+    /// One step for independent sequences, each with its own cache: ids [R, 1] at positions [R, 1], one token per row,
+    /// sequence s taking <paramref name="tokens"/>[s] consecutive rows (one each when null) -> final normed hidden
+    /// states [R, 1, H]. Every cache advances by its sequence's tokens.
     /// </summary>
-    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias, RouterTrace? trace, LinearMode linearMode)
+    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, IReadOnlyList<KvCache> caches, Tensor? expertBias, RouterTrace? trace, LinearMode linearMode, IReadOnlyList<int>? tokens = null)
     {
         using var scope = NewDisposeScope();
-        using var context = ForwardContext.ForRows(_rotary, positionIds, caches, linearMode);
+        using var context = ForwardContext.ForRows(_rotary, positionIds, caches, linearMode, tokens);
         return Run(inputIds, context, expertBias, trace).MoveToOuterDisposeScope(); // [R, 1, H]
     }
 

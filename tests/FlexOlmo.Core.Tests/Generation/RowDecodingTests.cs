@@ -43,6 +43,67 @@ public sealed class RowDecodingTests
         }
     }
 
+    [Fact]
+    public void ForwardRows_APromptChunkBesideDecodingRowsAndOtherChunks_GetsBitIdenticalLogitsAndCacheToItsPassAlone()
+    {
+        var reference = HfReference.Load("flexolmo-tiny");
+        using var model = CheckpointLoader.Load(reference.Folder, CPU, ScalarType.Float32);
+        using var noGrad = no_grad();
+        // Each sequence: tokens already cached (prefilled alone), then the tokens of this pass (1 = a decoding row).
+        var sequences = new (long[] Cached, long[] New, ExpertSet Experts)[]
+        {
+            (reference.InputIds[0][..5], reference.InputIds[0][5..6], ExpertSet.All(4)),
+            ([], reference.InputIds[1][..9], ExpertSet.Exclude(4, [3])),
+            (reference.InputIds[0][..4], reference.InputIds[0][4..10], ExpertSet.Include(4, [0, 2])),
+        };
+        var alone = sequences.Select(s => Pass(model, [s])).ToArray();
+
+        var together = Pass(model, sequences);
+
+        for (var i = 0; i < sequences.Length; i++)
+        {
+            Assert.Equal(alone[i].Logits[0], together.Logits[i]);
+            Assert.Equal(alone[i].Keys[0], together.Keys[i]);
+        }
+    }
+
+    [Fact]
+    public void ForwardRows_RefusesTokenCounts_ThatDoNotAddUpToItsRows()
+    {
+        var reference = HfReference.Load("olmo2-tiny");
+        using var model = CheckpointLoader.Load(reference.Folder, CPU, ScalarType.Float32);
+        using var noGrad = no_grad();
+        using var cache = model.CreateCache(1, 8);
+        var error = Assert.Throws<ArgumentException>(() => model.ForwardRows(tensor(new long[] { 3, 4, 5 }, [3, 1]), tensor(new long[] { 0, 1, 2 }, [3, 1]), [cache], tokens: [2]));
+        Assert.Contains("3 rows", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Caches each sequence's first tokens alone, then runs all their new tokens in one pass; returns each sequence's
+    /// logits and its cached keys of every layer afterwards.
+    /// </summary>
+    private static (List<float[]> Logits, List<float[]> Keys) Pass(Olmo2ForCausalLM model, (long[] Cached, long[] New, ExpertSet Experts)[] sequences)
+    {
+        using var scope = NewDisposeScope();
+        var caches = sequences.Select(_ => model.CreateCache(1, 16)).ToArray();
+        for (var i = 0; i < sequences.Length; i++)
+        {
+            if (sequences[i].Cached.Length > 0)
+            {
+                using var bias = ExpertMask.ToRouterBias([sequences[i].Experts], 4, CPU);
+                model.Forward(tensor(sequences[i].Cached, [1, sequences[i].Cached.Length]), new ForwardOptions { Cache = caches[i], ExpertBias = bias, LastTokenOnly = true }).Dispose();
+            }
+        }
+
+        var ids = sequences.SelectMany(s => s.New).ToArray();
+        var positions = sequences.SelectMany(s => Enumerable.Range(s.Cached.Length, s.New.Length).Select(p => (long)p)).ToArray();
+        var rowBias = ExpertMask.ToRouterBias(sequences.SelectMany(s => Enumerable.Repeat(s.Experts, s.New.Length)).ToArray(), 4, CPU); // [R, E]
+        var logits = model.ForwardRows(tensor(ids, [ids.Length, 1]), tensor(positions, [ids.Length, 1]), caches, rowBias, null, LinearMode.RowInvariant, sequences.Select(s => s.New.Length).ToArray()); // [S, 1, V]
+        Assert.All(caches.Zip(sequences), c => Assert.Equal(c.Second.Cached.Length + c.Second.New.Length, c.First.Length));
+        var keys = caches.Select(c => Enumerable.Range(0, c.Layers).SelectMany(l => c.Buffers(l).Keys.narrow(2, 0, c.Length).contiguous().data<float>().ToArray()).ToArray()).ToList();
+        return (Enumerable.Range(0, sequences.Length).Select(i => logits[i, 0].data<float>().ToArray()).ToList(), keys);
+    }
+
     /// <summary>Prefills each prompt alone, then decodes all of them together, greedily, for 6 steps; returns each row's logits.</summary>
     private static List<float[]> Decode(Olmo2ForCausalLM model, long[][] prompts, ExpertSet[] masks)
     {

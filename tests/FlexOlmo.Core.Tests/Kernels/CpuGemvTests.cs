@@ -1,4 +1,5 @@
 using FlexOlmo.Core.Kernels;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Tests.Kernels;
@@ -31,6 +32,8 @@ public sealed class CpuGemvTests
     [InlineData(ScalarType.Float32, 16)]
     [InlineData(ScalarType.BFloat16, 5)]
     [InlineData(ScalarType.BFloat16, 16)]
+    [InlineData(ScalarType.Float32, 133)] // a prompt chunk beside decoding rows, as the server runs them
+    [InlineData(ScalarType.BFloat16, 70)]
     public void Linear_OfSeveralRows_EqualsEachRowAlone_BitForBit(ScalarType dtype, int rows)
     {
         // Several rows take the AVX-512 tiles where the CPU has them, one row the AVX2 loop: the same arithmetic.
@@ -44,6 +47,23 @@ public sealed class CpuGemvTests
         var alone = cat(Enumerable.Range(0, rows).Select(r => CpuGemv.Linear(input.narrow(0, r, 1), weight)).ToArray(), 0);
 
         Assert.True(together.equal(alone).all().item<bool>(), $"{dtype}, {rows} rows: a row's result depends on the rows beside it");
+    }
+
+    [Fact]
+    public void RowInvariantLinear_OfMoreRowsThanOneKernelCall_EqualsEachRowAlone_BitForBit()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(8);
+        var weight = randn([70, 1030]);
+        var rows = CpuGemv.MaxRowsRowInvariant + 37;
+        var input = randn([rows, 1, 1030]);
+        Assert.False(CpuGemv.Applies(input, weight, rowInvariant: true)); // too many rows for one call: split into slabs
+
+        var together = Olmo2Linear.Apply(input, weight, LinearMode.RowInvariant); // [M, 1, 70]
+        var alone = cat(Enumerable.Range(0, rows).Select(r => CpuGemv.Linear(input.narrow(0, r, 1), weight)).ToArray(), 0);
+
+        Assert.True(together.equal(alone).all().item<bool>(), "a row's result depends on the rows beside it");
     }
 
     [Theory]
