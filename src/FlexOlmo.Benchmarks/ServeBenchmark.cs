@@ -178,7 +178,8 @@ internal static class ServeBenchmark
         // The clients' usual gap: the median before the long prompt arrived; the worst: the longest gap that overlaps
         // the long prompt's time in the server (arrival to its first token).
         var before = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, Gap: b - a)).Where(g => g.Start + g.Gap < arrived).Select(g => g.Gap)).Order().ToArray();
-        var during = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, End: b)).Where(g => g.End > arrived && g.Start < firstToken).Select(g => g.End - g.Start)).DefaultIfEmpty(0).Max();
+        var gaps = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, End: b)).Where(g => g.End > arrived && g.Start < firstToken).Select(g => g.End - g.Start)).DefaultIfEmpty(0).Order().ToArray();
+        var during = gaps[^1];
         var usual = before[before.Length / 2];
         report.Add(new()
         {
@@ -186,6 +187,8 @@ internal static class ServeBenchmark
             ["usual_gap_ms"] = usual * 1000,
             ["longest_gap_ms"] = during * 1000,
             ["stall_ratio"] = during / usual,
+            ["gap_p50_ratio"] = gaps[gaps.Length / 2] / usual,
+            ["gap_p90_ratio"] = gaps[Math.Min(gaps.Length - 1, gaps.Length * 9 / 10)] / usual,
             ["ttft_ms"] = (firstToken - arrived) * 1000,
             ["prefill_alone_ms"] = alone * 1000,
             ["ttft_ratio"] = (firstToken - arrived) / alone,
