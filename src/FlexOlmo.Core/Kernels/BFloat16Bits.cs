@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace FlexOlmo.Core.Kernels;
 
@@ -20,5 +21,24 @@ internal static class BFloat16Bits
 
         var bits = (uint)BitConverter.SingleToInt32Bits(value);
         return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    }
+
+    /// <summary>Eight at once, bit for bit <see cref="FromSingle(float)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<ushort> FromSingle(Vector256<float> values)
+    {
+        var bits = values.AsUInt32();
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) >> 16;
+        var isNaN = ~Vector256.Equals(values, values).AsUInt32();
+        rounded = Vector256.ConditionalSelect(isNaN, Vector256.Create(0x7FC0u), rounded);
+        return Vector128.Narrow(rounded.GetLower(), rounded.GetUpper());
+    }
+
+    /// <summary>Eight at once, exactly <see cref="ToSingle(ushort)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ToSingle(Vector128<ushort> bits)
+    {
+        var (lower, upper) = Vector128.Widen(bits);
+        return Vector256.Create(lower << 16, upper << 16).AsSingle();
     }
 }

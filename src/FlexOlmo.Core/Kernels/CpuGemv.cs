@@ -129,10 +129,7 @@ internal static unsafe partial class CpuGemv
                     for (var m = 0; m < rows; m++)
                     {
                         var row = (long)m * job.Outputs;
-                        for (var i = first; i < last; i++)
-                        {
-                            ((ushort*)job.Output)[row + i] = BFloat16Bits.FromSingle(y[row + i]);
-                        }
+                        Narrow(y + row + first, (ushort*)job.Output + row + first, last - first);
                     }
                 }
             }
@@ -200,9 +197,30 @@ internal static unsafe partial class CpuGemv
     /// <summary>bf16 to fp32, exactly.</summary>
     private static void Widen(ushort* source, float* target, long count)
     {
-        for (long i = 0; i < count; i++)
+        long i = 0;
+        for (; i + 8 <= count; i += 8)
+        {
+            BFloat16Bits.ToSingle(Vector128.Load(source + i)).Store(target + i);
+        }
+
+        for (; i < count; i++)
         {
             target[i] = BFloat16Bits.ToSingle(source[i]);
+        }
+    }
+
+    /// <summary>fp32 to bf16 with libtorch's rounding.</summary>
+    private static void Narrow(float* source, ushort* target, int count)
+    {
+        var i = 0;
+        for (; i + 8 <= count; i += 8)
+        {
+            BFloat16Bits.FromSingle(Vector256.Load(source + i)).Store(target + i);
+        }
+
+        for (; i < count; i++)
+        {
+            target[i] = BFloat16Bits.FromSingle(source[i]);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using FlexOlmo.Core.Kernels;
 using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
@@ -137,6 +138,24 @@ public sealed class DecodeKernelTests
         {
             var actual = BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(values[i]));
             Assert.True(BitConverter.SingleToInt32Bits(actual) == BitConverter.SingleToInt32Bits(expected[i]) || (float.IsNaN(actual) && float.IsNaN(expected[i])), $"{values[i]:R}: {actual:R} against libtorch's {expected[i]:R}");
+        }
+    }
+
+    [Fact]
+    public void BFloat16Bits_EightAtOnce_AreBitForBitTheScalarConversions()
+    {
+        var random = new Random(3);
+        float[] special = [0f, -0f, 1.00390625f, 1.01171875f, 1e-40f, -1e-45f, 3.4e38f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -float.NaN, BitConverter.Int32BitsToSingle(0x7F800001), 65504.7f, -3.14159f];
+        var values = special.Concat(Enumerable.Range(0, 1026).Select(_ => BitConverter.Int32BitsToSingle(random.Next() * (random.Next(2) == 0 ? 1 : -1)))).ToArray();
+        for (var i = 0; i + 8 <= values.Length; i += 8)
+        {
+            var narrowed = BFloat16Bits.FromSingle(Vector256.Create(values, i));
+            var widened = BFloat16Bits.ToSingle(narrowed);
+            for (var j = 0; j < 8; j++)
+            {
+                Assert.Equal(BFloat16Bits.FromSingle(values[i + j]), narrowed[j]);
+                Assert.Equal(BitConverter.SingleToInt32Bits(BFloat16Bits.ToSingle(narrowed[j])), BitConverter.SingleToInt32Bits(widened[j]));
+            }
         }
     }
 }
