@@ -178,8 +178,10 @@ internal static class ServeBenchmark
         // The clients' usual gap: the median before the long prompt arrived; the worst: the longest gap that overlaps
         // the long prompt's time in the server (arrival to its first token).
         var before = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, Gap: b - a)).Where(g => g.Start + g.Gap < arrived).Select(g => g.Gap)).Order().ToArray();
-        var gaps = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, End: b)).Where(g => g.End > arrived && g.Start < firstToken).Select(g => g.End - g.Start)).DefaultIfEmpty(0).Order().ToArray();
+        var overlapping = stamps.SelectMany(s => s.Zip(s.Skip(1), (a, b) => (Start: a, End: b)).Where(g => g.End > arrived && g.Start < firstToken)).ToList();
+        var gaps = overlapping.Select(g => g.End - g.Start).DefaultIfEmpty(0).Order().ToArray();
         var during = gaps[^1];
+        var longest = overlapping.Count == 0 ? 0 : overlapping.MaxBy(g => g.End - g.Start).Start - arrived;
         var usual = before[before.Length / 2];
         report.Add(new()
         {
@@ -189,6 +191,7 @@ internal static class ServeBenchmark
             ["stall_ratio"] = during / usual,
             ["gap_p50_ratio"] = gaps[gaps.Length / 2] / usual,
             ["gap_p90_ratio"] = gaps[Math.Min(gaps.Length - 1, gaps.Length * 9 / 10)] / usual,
+            ["longest_gap_from_ms"] = longest * 1000, // after the long prompt's arrival
             ["ttft_ms"] = (firstToken - arrived) * 1000,
             ["prefill_alone_ms"] = alone * 1000,
             ["ttft_ratio"] = (firstToken - arrived) / alone,

@@ -9,12 +9,13 @@ namespace FlexOlmo.Core.Generation;
 public static class PrefillChunks
 {
     /// <summary>
-    /// Positions per chunk. The server runs one chunk per step together with the decoding rows, so a chunk should cost
-    /// about as much as those rows' own share of a step: then a long prompt at most doubles the others' step time, and
-    /// its own prefill, spread over those steps, takes little longer than alone. 64 positions do both on a 2-core CPU
-    /// (measured by <c>flexolmo-bench serve</c>); the experts still see enough rows per chunk to run near the products' peak.
+    /// Positions per chunk. The server runs a chunk per step together with the decoding rows, so a chunk should cost
+    /// about as much as those rows' own share of a step: then a long prompt about doubles the others' step time at most,
+    /// and its own prefill, spread over those steps, takes little longer than alone. 48 positions do both on a 2-core CPU
+    /// (measured by <c>flexolmo-bench serve</c>: 64 held the others 2.3x, 32 would cost every prefill one more pass
+    /// over the weights per 32 positions); the experts still see enough rows per chunk to run near the products' peak.
     /// </summary>
-    public const int Tokens = 64;
+    public const int Tokens = 48;
 
     /// <summary>The chunks of a prompt of <paramref name="length"/> positions: (start, length), in order.</summary>
     public static IEnumerable<(int Start, int Length)> Of(int length)
