@@ -119,7 +119,7 @@ public sealed class ForwardContext : IDisposable
                     using var scope = NewDisposeScope();
                     caches[s].Store(layer, key.narrow(0, row, length).transpose(0, 2), value.narrow(0, row, length).transpose(0, 2)); // [1, K, L, D] each
                     var past = caches[s].Length;
-                    using var mask = past == 0 ? null : CausalMask(past, length, query.device); // [1, 1, L, S]
+                    var mask = past == 0 ? null : CausalMask(past, length, query.device); // [1, 1, L, S]
                     var chunk = query.narrow(0, row, length).transpose(0, 2); // [1, N, L, D]
                     outputs[s] = AttendCached(chunk, caches[s], layer, mask, isCausal: past == 0, newTokens: length).transpose(0, 2).MoveToOuterDisposeScope(); // [L, N, 1, D]
                 }
