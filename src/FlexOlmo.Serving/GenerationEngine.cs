@@ -17,8 +17,8 @@ namespace FlexOlmo.Serving;
 /// row-invariant: a sequence's tokens do not depend on what else is in it and equal what <c>flexolmo generate</c>
 /// produces.
 /// Failures are per sequence: a sequence whose prefill, sampling or text fails is completed with an error and leaves
-/// the batch; when a shared step fails, its parts are retried one by one (caches advance only after a whole step, so a
-/// retry repeats nothing) and only the parts that fail alone are failed. Clients get an error id, never internals.
+/// the batch; when a shared step fails, its parts are retried one by one (each from its own start, whatever the failed
+/// pass left in its cache) and only the parts that fail alone are failed. Clients get an error id, never internals.
 /// </summary>
 internal sealed class GenerationEngine : IDisposable
 {
@@ -52,6 +52,9 @@ internal sealed class GenerationEngine : IDisposable
 
     /// <summary>Test seam: runs on the engine thread before each forward pass with the sequences in it (decoding or prefilling); what it throws fails that pass.</summary>
     internal Action<IReadOnlyList<EngineSequence>>? BeforeForward { get; set; }
+
+    /// <summary>Test seam: runs on the engine thread after each forward pass (its caches already advanced); what it throws fails that pass.</summary>
+    internal Action<IReadOnlyList<EngineSequence>>? AfterForward { get; set; }
 
     /// <summary>Test seam: runs on the engine thread after each prefill chunk of a sequence.</summary>
     internal Action<EngineSequence>? AfterPrefillChunk { get; set; }
@@ -238,6 +241,9 @@ internal sealed class GenerationEngine : IDisposable
     {
         try
         {
+            // The failed pass may have stored this part's keys, or even advanced past them if it failed after the layers
+            // (in the LM head): start again from where the part starts.
+            part.Sequence.Cache!.Truncate(part.Start);
             using var scope = NewDisposeScope();
             var logits = Forward([part]); // [1, 1, V]
             After(part, logits[0, 0]);
@@ -266,6 +272,7 @@ internal sealed class GenerationEngine : IDisposable
         var tokens = parts.Select(p => p.Length).ToArray();
         var logits = _host.Model.ForwardRows(idTensor, positionTensor, parts.Select(p => p.Sequence.Cache!).ToList(), Bias(parts), trace, LinearMode.RowInvariant, tokens); // [S, 1, V]
         CountUsage(trace);
+        AfterForward?.Invoke(parts.Select(p => p.Sequence).ToList());
         return logits;
     }
 

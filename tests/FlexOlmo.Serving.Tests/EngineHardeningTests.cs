@@ -108,6 +108,35 @@ public sealed class EngineHardeningTests(ServingFixture fixture)
     }
 
     [Fact]
+    public async Task WhenASharedPassFailsAfterItsCachesAdvanced_ItsPartsRunAloneFromTheirOwnStart_AndGetTheTokensTheyGetAlone()
+    {
+        var host = fixture.Golden["flexolmo-tiny"];
+        await using var app = ServingFixture.InProcess(host, new ServerOptions { Model = host.Folder, MaxBatch = 8 });
+        using var client = app.GetTestClient();
+        var requests = Enumerable.Range(0, 3).Select(i => new JsonObject { ["prompt"] = new JsonArray(Enumerable.Range(0, 20 + (i * 30)).Select(t => (JsonNode)((((t * 13) + i) % 500) + 3)).ToArray()), ["max_tokens"] = 6, ["temperature"] = 0, ["ignore_eos"] = true }).ToList();
+        var alone = new List<string>();
+        foreach (var request in requests)
+        {
+            alone.Add((await ServingFixture.PostAsync(client, "/v1/completions", request.DeepClone().AsObject())).Body["choices"]![0]!["token_ids"]!.ToJsonString());
+        }
+
+        var failures = 0;
+        Engine(app).AfterForward = rows =>
+        {
+            if (rows.Count > 1 && failures < 3)
+            {
+                failures++;
+                throw new InvalidOperationException("the LM head failed");
+            }
+        };
+        var together = await Task.WhenAll(requests.Select(r => ServingFixture.PostAsync(client, "/v1/completions", r.DeepClone().AsObject())));
+
+        Assert.Equal(3, failures);
+        Assert.All(together, t => Assert.Equal(200, t.Status));
+        Assert.Equal(alone, together.Select(t => t.Body["choices"]![0]!["token_ids"]!.ToJsonString()));
+    }
+
+    [Fact]
     public async Task EveryAcceptedSamplingRequest_Gets200_AndTheTokensItGetsAlone_PropertyBased()
     {
         var host = fixture.Golden["flexolmo-tiny"];
