@@ -19,7 +19,9 @@ public sealed record GenerationEvent(int Row, int TokenId, string Text);
 /// <summary>
 /// Batched incremental decoding: prompts of different lengths are left-padded (padding masked out of attention,
 /// positions counted from each row's first real token) and prefilled in <see cref="PrefillChunks"/>, one KV cache
-/// serves the batch, every row has its own expert mask and sampler, and finished rows leave the batch.
+/// serves the batch, every row has its own expert mask and sampler, and finished rows leave the batch. A lone prompt
+/// is prefilled exactly as the server prefills it (<see cref="PrefillChunk(Olmo2ForCausalLM, Tensor, long, KvCache, Tensor?)"/>),
+/// so <c>generate</c> and <c>serve</c> give it the same tokens.
 /// </summary>
 public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokenizer)
 {
