@@ -77,7 +77,7 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
                 logits.Dispose(); // only the last chunk's logits are needed
                 if (rows.Count == 1)
                 {
-                    logits = PrefillChunk(promptIds.narrow(1, start, length), start, cache, bias); // [1, 1, V]
+                    logits = PrefillChunk(model, promptIds.narrow(1, start, length), start, cache, bias); // [1, 1, V]
                     continue;
                 }
 
@@ -170,8 +170,6 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
         var rowBias = bias?.expand(length, -1); // [L, E]
         return model.ForwardRows(ids.reshape(length, 1), positions, [cache], rowBias, null, LinearMode.RowInvariant, [length]).MoveToOuterDisposeScope(); // [1, 1, V]
     }
-
-    private Tensor PrefillChunk(Tensor ids, long start, KvCache cache, Tensor? bias) => PrefillChunk(model, ids, start, cache, bias);
 
     private Tensor? ExpertBias(IReadOnlyList<SequenceState> rows) =>
         model.Config.IsMoe && rows.Any(r => r.Request.Experts is not null)

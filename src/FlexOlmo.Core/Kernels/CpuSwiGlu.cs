@@ -66,10 +66,7 @@ internal static unsafe class CpuSwiGlu
         {
             var x = T.Load8(gate, i);
             var silu = x / (Vector256<float>.One + Vector256.Exp(-x));
-            for (var lane = 0; lane < 8; lane++)
-            {
-                T.Store1(output, i + lane, T.Round(silu.GetElement(lane)) * T.Load1(up, i + lane));
-            }
+            T.Store8(output, i, T.Round8(silu) * T.Load8(up, i)); // each lane as the scalar tail computes it
         }
 
         for (; i < width; i++)

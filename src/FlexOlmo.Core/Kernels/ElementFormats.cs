@@ -17,8 +17,14 @@ internal unsafe interface IElements
     /// <summary>Stores <paramref name="value"/> rounded to this dtype.</summary>
     static abstract void Store1(void* p, int i, float value);
 
+    /// <summary>Stores eight values from <paramref name="i"/>, each rounded exactly as <see cref="Store1"/> rounds it.</summary>
+    static abstract void Store8(void* p, int i, Vector256<float> values);
+
     /// <summary><paramref name="value"/> as this dtype holds it (what storing and loading it again gives).</summary>
     static abstract float Round(float value);
+
+    /// <summary>Eight values as this dtype holds them, each exactly as <see cref="Round"/>.</summary>
+    static abstract Vector256<float> Round8(Vector256<float> values);
 }
 
 internal readonly unsafe struct F32Elements : IElements
@@ -33,15 +39,19 @@ internal readonly unsafe struct F32Elements : IElements
     public static void Store1(void* p, int i, float value) => ((float*)p)[i] = value;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store8(void* p, int i, Vector256<float> values) => values.Store((float*)p + i);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Round(float value) => value;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Round8(Vector256<float> values) => values;
 }
 
 internal readonly unsafe struct Bf16Elements : IElements
 {
-    /// <summary>bf16 is the upper half of an fp32: widening to 32 bits and shifting left by 16 is exact.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load8(void* p, int i) =>
-        Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)p + i).ToVector256()), 16).AsSingle();
+    public static Vector256<float> Load8(void* p, int i) => BFloat16Bits.ToSingle(Vector128.Load((ushort*)p + i));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1(void* p, int i) => BFloat16Bits.ToSingle(((ushort*)p)[i]);
@@ -50,5 +60,11 @@ internal readonly unsafe struct Bf16Elements : IElements
     public static void Store1(void* p, int i, float value) => ((ushort*)p)[i] = BFloat16Bits.FromSingle(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store8(void* p, int i, Vector256<float> values) => BFloat16Bits.FromSingle(values).Store((ushort*)p + i);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Round(float value) => BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(value));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Round8(Vector256<float> values) => BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(values));
 }
