@@ -86,7 +86,7 @@ internal static unsafe class CpuDecodeAttention
         var tasks = batch * heads;
         if ((long)tasks * count * dim >= ParallelWork && get_num_threads() > 1)
         {
-            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = get_num_threads() }, Head);
+            KernelThreads.For(tasks, get_num_threads(), Head);
         }
         else
         {

@@ -36,7 +36,10 @@ internal static unsafe partial class CpuGemv
     private const long ParallelElements = 1 << 18;
 
     private const int RowsPerPass = MaxRowsF32;
-    private const int OutputsPerTask = 256;
+    /// <summary>Tasks per thread in a pass: a thread that starts late finds work left, so the threads finish together.</summary>
+    private const int TasksPerThread = 4;
+
+    private const int MinOutputsPerTask = 64;
 
     [ThreadStatic]
     private static float[]? _scratch;
@@ -91,7 +94,7 @@ internal static unsafe partial class CpuGemv
             elements += (long)o * k;
             shape[^1] = o;
             outputs[j] = empty(shape, input.dtype); // [..., O_j]
-            var perTask = Math.Max(OutputsPerTask, (o + parallelism - 1) / parallelism);
+            var perTask = (Math.Max(MinOutputsPerTask, (o + (parallelism * TasksPerThread) - 1) / (parallelism * TasksPerThread)) + 3) / 4 * 4; // whole 4-row tiles
             jobs[j] = new Job(Address(weights[j]), Address(outputs[j]), o, perTask, (o + perTask - 1) / perTask, scratchFloats);
             scratchFloats += isBf16 ? (long)rows * o : 0; // bf16 results are summed in fp32 here, then rounded once into the output
         }
@@ -143,7 +146,7 @@ internal static unsafe partial class CpuGemv
             }
             else
             {
-                Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = parallelism }, Task);
+                KernelThreads.For(tasks, parallelism, Task);
             }
         }
 
