@@ -41,7 +41,7 @@ public sealed class TokenSampler : IDisposable
         }
 
         scores = (scores - best) / _options.Temperature; // [V], <= 0, the best exactly 0 (-inf where a logit is -inf)
-        if (_options.TopK > 0 && _options.TopK < scores.shape[0])
+        if (_options.TopK > 0 && _options.TopK < scores.size(0))
         {
             var (kth, _) = scores.topk(_options.TopK); // [k]
             scores = scores.masked_fill(scores.lt(kth[-1]), double.NegativeInfinity);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Kernels;
@@ -28,11 +29,11 @@ internal static unsafe class CpuDecodeAttention
     /// </summary>
     public static bool Applies(Tensor query, Tensor keys, Tensor values, long length) =>
         ManagedKernels.Usable(query, keys) && values.device_type == TorchSharp.DeviceType.CPU
-        && query.dim() == 4 && keys.dim() == 4 && query.shape[2] == 1 && query.shape[3] % 8 == 0 && query.shape[3] == keys.shape[3]
-        && query.shape[0] == keys.shape[0] && keys.shape[1] > 0 && query.shape[1] % keys.shape[1] == 0
+        && query.dim() == 4 && keys.dim() == 4 && query.size(2) == 1 && query.size(3) % 8 == 0 && query.size(3) == keys.size(3)
+        && query.size(0) == keys.size(0) && keys.size(1) > 0 && query.size(1) % keys.size(1) == 0
         && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keys.dtype == query.dtype && values.dtype == query.dtype
-        && keys.is_contiguous() && values.is_contiguous() && values.shape.SequenceEqual(keys.shape)
-        && length > 0 && length <= keys.shape[2] && length <= int.MaxValue / 2;
+        && keys.is_contiguous() && values.is_contiguous() && TensorShapes.Same(values, keys)
+        && length > 0 && length <= keys.size(2) && length <= int.MaxValue / 2;
 
     /// <summary>
     /// query [B, N, 1, D] over the first <paramref name="length"/> positions of the cache buffers keys and values
@@ -40,11 +41,11 @@ internal static unsafe class CpuDecodeAttention
     /// </summary>
     public static Tensor Attend(Tensor query, Tensor keys, Tensor values, long length)
     {
-        var batch = (int)query.shape[0];
-        var heads = (int)query.shape[1];
-        var dim = (int)query.shape[3];
-        var kvHeads = (int)keys.shape[1];
-        var capacity = keys.shape[2];
+        var batch = (int)query.size(0);
+        var heads = (int)query.size(1);
+        var dim = (int)query.size(3);
+        var kvHeads = (int)keys.size(1);
+        var capacity = keys.size(2);
         var count = (int)length;
         var groups = heads / kvHeads;
         var scale = (float)(1.0 / Math.Sqrt(dim));

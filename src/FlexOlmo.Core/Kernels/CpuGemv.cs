@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Kernels;
@@ -57,12 +58,12 @@ internal static unsafe partial class CpuGemv
             return false;
         }
 
-        if (weight.dim() != 2 || input.dim() == 0 || weight.shape[1] != input.shape[^1] || input.shape[^1] == 0)
+        if (weight.dim() != 2 || input.dim() == 0 || weight.size(1) != input.size(-1) || input.size(-1) == 0)
         {
             return false; // a width mismatch is libtorch's to report; the kernel trusts the shapes it is given
         }
 
-        var rows = input.numel() / input.shape[^1];
+        var rows = input.numel() / input.size(-1);
         var maxRows = rowInvariant ? MaxRowsRowInvariant : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
         return rows <= maxRows && weight.numel() > 0 && weight.is_contiguous() && input.is_contiguous()
             && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
@@ -79,18 +80,18 @@ internal static unsafe partial class CpuGemv
     /// </summary>
     public static Tensor[] Linear(Tensor input, ReadOnlySpan<Tensor> weights)
     {
-        var k = (int)weights[0].shape[1];
+        var k = (int)weights[0].size(1);
         var rows = (int)(input.numel() / k);
         var isBf16 = input.dtype == ScalarType.BFloat16;
         var parallelism = Math.Max(1, get_num_threads());
-        var shape = input.shape;
+        var shape = TensorShapes.Of(input);
         var outputs = new Tensor[weights.Length];
         var jobs = new Job[weights.Length];
         var scratchFloats = 0L;
         var elements = 0L;
         for (var j = 0; j < weights.Length; j++)
         {
-            var o = (int)weights[j].shape[0];
+            var o = (int)weights[j].size(0);
             elements += (long)o * k;
             shape[^1] = o;
             outputs[j] = empty(shape, input.dtype); // [..., O_j]

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Kernels;
@@ -30,10 +31,10 @@ internal static unsafe class CpuRmsNorm
             return false;
         }
 
-        var width = input.shape[^1];
-        var oneTokenPerRow = input.dim() >= 3 && input.shape[^2] == 1;
+        var width = input.size(-1);
+        var oneTokenPerRow = input.dim() >= 3 && input.size(-2) == 1;
         return (oneTokenPerRow || input.numel() / Math.Max(1, width) <= ManagedKernels.MaxRows)
-            && input.numel() > 0 && input.numel() < int.MaxValue && weight.dim() == 1 && weight.shape[0] == width
+            && input.numel() > 0 && input.numel() < int.MaxValue && weight.dim() == 1 && weight.size(0) == width
             && input.dtype is ScalarType.Float32 or ScalarType.BFloat16 && weight.dtype == input.dtype
             && input.is_contiguous() && weight.is_contiguous();
     }
@@ -41,9 +42,9 @@ internal static unsafe class CpuRmsNorm
     /// <summary>x [..., W] -> [..., W] in x's dtype.</summary>
     public static Tensor Apply(Tensor input, Tensor weight, double eps)
     {
-        var width = (int)input.shape[^1];
+        var width = (int)input.size(-1);
         var rows = (int)(input.numel() / width);
-        var output = empty(input.shape, input.dtype);
+        var output = empty(TensorShapes.Of(input), input.dtype);
         var x = Unsafe.AsPointer(ref input.bytes.GetPinnableReference());
         var w = Unsafe.AsPointer(ref weight.bytes.GetPinnableReference());
         var y = Unsafe.AsPointer(ref output.bytes.GetPinnableReference());

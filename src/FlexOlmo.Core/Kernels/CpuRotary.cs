@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Kernels;
@@ -19,18 +20,18 @@ internal static unsafe class CpuRotary
 {
     public static bool Applies(Tensor x, Tensor cos, Tensor sin) =>
         ManagedKernels.Usable(x, cos) && sin.device_type == TorchSharp.DeviceType.CPU
-        && x.dim() == 4 && x.shape[2] == 1 && x.shape[3] % 2 == 0 && x.numel() < int.MaxValue
+        && x.dim() == 4 && x.size(2) == 1 && x.size(3) % 2 == 0 && x.numel() < int.MaxValue
         && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 && x.is_contiguous()
         && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()
-        && cos.shape.SequenceEqual(new[] { x.shape[0], 1, x.shape[3] }) && sin.shape.SequenceEqual(cos.shape);
+        && cos.shape.SequenceEqual(new[] { x.size(0), 1, x.size(3) }) && sin.shape.SequenceEqual(cos.shape);
 
     /// <summary>x [B, N, 1, D] rotated by cos/sin [B, 1, D] fp32 -> [B, N, 1, D] in x's dtype.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
-        var batch = (int)x.shape[0];
-        var heads = (int)x.shape[1];
-        var dim = (int)x.shape[3];
-        var output = empty(x.shape, x.dtype);
+        var batch = (int)x.size(0);
+        var heads = (int)x.size(1);
+        var dim = (int)x.size(3);
+        var output = empty(TensorShapes.Of(x), x.dtype);
         var input = Unsafe.AsPointer(ref x.bytes.GetPinnableReference());
         var result = Unsafe.AsPointer(ref output.bytes.GetPinnableReference());
         var c = (float*)Unsafe.AsPointer(ref cos.bytes.GetPinnableReference());

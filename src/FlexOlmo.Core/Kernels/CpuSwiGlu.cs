@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Kernels;
@@ -23,16 +24,16 @@ internal static unsafe class CpuSwiGlu
     /// </summary>
     public static bool Applies(Tensor gate, Tensor up, bool rowInvariant) =>
         ManagedKernels.Usable(gate, up)
-        && gate.dtype is ScalarType.Float32 or ScalarType.BFloat16 && up.dtype == gate.dtype && gate.shape.SequenceEqual(up.shape)
+        && gate.dtype is ScalarType.Float32 or ScalarType.BFloat16 && up.dtype == gate.dtype && TensorShapes.Same(gate, up)
         && gate.is_contiguous() && up.is_contiguous() && gate.numel() > 0 && gate.numel() < int.MaxValue
-        && (rowInvariant || gate.numel() / gate.shape[^1] <= ManagedKernels.MaxRows);
+        && (rowInvariant || gate.numel() / gate.size(-1) <= ManagedKernels.MaxRows);
 
     /// <summary>gate and up [..., I] -> silu(gate)·up [..., I] in their dtype.</summary>
     public static Tensor Apply(Tensor gate, Tensor up)
     {
-        var width = (int)gate.shape[^1];
+        var width = (int)gate.size(-1);
         var rows = gate.numel() / width;
-        var output = empty(gate.shape, gate.dtype);
+        var output = empty(TensorShapes.Of(gate), gate.dtype);
         var g = Unsafe.AsPointer(ref gate.bytes.GetPinnableReference());
         var u = Unsafe.AsPointer(ref up.bytes.GetPinnableReference());
         var y = Unsafe.AsPointer(ref output.bytes.GetPinnableReference());

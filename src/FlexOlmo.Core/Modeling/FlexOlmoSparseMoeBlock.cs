@@ -52,9 +52,9 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     public Tensor Forward(Tensor x, Tensor? expertBias, RouterTrace? trace, LinearMode mode = LinearMode.Batched)
     {
         using var scope = NewDisposeScope();
-        var batch = x.shape[0];
-        var tokens = x.shape[1];
-        var hidden = x.shape[2];
+        var batch = x.size(0);
+        var tokens = x.size(1);
+        var hidden = x.size(2);
         var flat = x.reshape(batch * tokens, hidden); // [N, H]
         var routerLogits = _gate.Compute(flat, mode).to(ScalarType.Float32); // [N, E]
         if (RouterBias is not null)
@@ -71,7 +71,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
             output = DenseMixture(flat, probabilities, mode); // [N, H]
             for (var e = 0; e < NumExperts; e++)
             {
-                trace?.AddUsage(e, flat.shape[0], NumExperts);
+                trace?.AddUsage(e, flat.size(0), NumExperts);
             }
         }
         else
@@ -87,7 +87,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
                 trace.AddChoices(topIndices, topWeights);
             }
 
-            output = flat.shape[0] == 1 && trace is null
+            output = flat.size(0) == 1 && trace is null
                 ? SingleToken(flat, topIndices, topWeights, mode) // [1, H]
                 : Dispatch(flat, topIndices, topWeights, trace, mode); // [N, H]
         }
@@ -134,7 +134,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     /// </summary>
     private Tensor Dispatch(Tensor flat, Tensor topIndices, Tensor topWeights, RouterTrace? trace, LinearMode mode)
     {
-        var k = topIndices.shape[1];
+        var k = topIndices.size(1);
         var pairExpert = topIndices.reshape(-1); // [N*k]
         var pairWeight = topWeights.reshape(-1); // [N*k]
         var routedExpert = pairExpert.masked_fill(pairWeight.le(0), NumExperts); // [N*k], dropped pairs -> E

@@ -84,10 +84,10 @@ public sealed class ForwardContext : IDisposable
     public static ForwardContext ForRows(Olmo2RotaryEmbedding rotary, Tensor positionIds, IReadOnlyList<KvCache> caches, LinearMode linearMode, IReadOnlyList<int>? tokens = null)
     {
         var rows = tokens?.Sum() ?? caches.Count;
-        if (positionIds.shape[0] != rows || (tokens is not null && (tokens.Count != caches.Count || tokens.Any(t => t < 1))))
+        if (positionIds.size(0) != rows || (tokens is not null && (tokens.Count != caches.Count || tokens.Any(t => t < 1))))
         {
             throw new ArgumentException(
-                $"The pass has {positionIds.shape[0]} rows for {caches.Count} sequences whose token counts ({string.Join(", ", tokens ?? [])}) add up to {rows}; give one count of at least 1 per sequence, and one row per token.",
+                $"The pass has {positionIds.size(0)} rows for {caches.Count} sequences whose token counts ({string.Join(", ", tokens ?? [])}) add up to {rows}; give one count of at least 1 per sequence, and one row per token.",
                 nameof(tokens));
         }
 
@@ -154,7 +154,7 @@ public sealed class ForwardContext : IDisposable
         }
 
         var (key, value) = cache.Through(layer, newTokens); // [B, K, S, D]
-        System.Diagnostics.Debug.Assert(mask is null || mask.shape[^1] == key.shape[2], "mask must cover every key");
+        System.Diagnostics.Debug.Assert(mask is null || mask.size(-1) == key.size(2), "mask must cover every key");
         return ScaledDotProduct(query, key, value, mask, isCausal); // [B, N, T, D]
     }
 
@@ -181,7 +181,7 @@ public sealed class ForwardContext : IDisposable
     /// <summary>Grouped-query attention: key/value heads repeated to the query heads, softmax in fp32 inside SDPA.</summary>
     private static Tensor ScaledDotProduct(Tensor query, Tensor key, Tensor value, Tensor? mask, bool isCausal)
     {
-        var groups = query.shape[1] / key.shape[1];
+        var groups = query.size(1) / key.size(1);
         if (groups > 1)
         {
             key = key.repeat_interleave(groups, 1); // [B, N, S, D]

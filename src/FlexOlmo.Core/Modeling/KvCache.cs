@@ -53,7 +53,7 @@ public sealed class KvCache : IDisposable
     /// </summary>
     public void Store(int layer, Tensor keys, Tensor values)
     {
-        var newTokens = keys.shape[2];
+        var newTokens = keys.size(2);
         EnsureCapacity(Length + newTokens);
         _keys[layer].narrow(2, Length, newTokens).copy_(keys);
         _values[layer].narrow(2, Length, newTokens).copy_(values);

@@ -51,8 +51,8 @@ public sealed class Olmo2Attention : nn.Module
     public Tensor Forward(Tensor x, ForwardContext context)
     {
         using var scope = NewDisposeScope();
-        var batch = x.shape[0];
-        var tokens = x.shape[1];
+        var batch = x.size(0);
+        var tokens = x.size(1);
         var mode = context.LinearMode;
         var projected = Olmo2Linear.ApplyMany(x, [_qProj.Weight, _kProj.Weight, _vProj.Weight], mode);
         var query = _qNorm.forward(projected[0]); // [B, T, N*D]

@@ -23,6 +23,6 @@ public sealed class Olmo2Embedding : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor inputIds)
     {
         var flat = _weight.index_select(0, inputIds.reshape(-1)); // [B*T, H]
-        return flat.view(inputIds.shape[0], inputIds.shape[1], -1); // [B, T, H]
+        return flat.view(inputIds.size(0), inputIds.size(1), -1); // [B, T, H]
     }
 }

@@ -48,7 +48,7 @@ public sealed class Olmo2ForCausalLM : nn.Module
         var hidden = ForwardHidden(inputIds, options); // [B, T, H]
         if (options?.LastTokenOnly == true)
         {
-            hidden = hidden.narrow(1, hidden.shape[1] - 1, 1); // [B, 1, H]
+            hidden = hidden.narrow(1, hidden.size(1) - 1, 1); // [B, 1, H]
         }
 
         return Olmo2Linear.Apply(hidden, LmHeadWeight).MoveToOuterDisposeScope(); // [B, T, V]

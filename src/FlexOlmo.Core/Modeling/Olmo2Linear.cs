@@ -45,13 +45,13 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
             return CpuGemv.Linear(input, weight);
         }
 
-        var rows = input.numel() / input.shape[^1];
+        var rows = input.numel() / input.size(-1);
         if (rowInvariant && rows > 1)
         {
             // Every row exactly as a one-row call computes it (libtorch's GEMMs may block rows differently): the decode
             // kernel on slabs of rows where it applies, one row at a time otherwise.
             using var scope = NewDisposeScope();
-            var flat = input.reshape(rows, input.shape[^1]); // [M, in]
+            var flat = input.reshape(rows, input.size(-1)); // [M, in]
             var slab = CpuGemv.Applies(flat.narrow(0, 0, 1), weight, rowInvariant) ? CpuGemv.MaxRowsRowInvariant : 1;
             var parts = new List<Tensor>();
             for (var first = 0L; first < rows; first += slab)
@@ -59,8 +59,8 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
                 parts.Add(Apply(flat.narrow(0, first, Math.Min(slab, rows - first)), weight, mode)); // [m, out]
             }
 
-            var shape = input.shape.ToArray();
-            shape[^1] = weight.shape[0];
+            var shape = TensorShapes.Of(input);
+            shape[^1] = weight.size(0);
             return cat(parts, 0).view(shape).MoveToOuterDisposeScope();
         }
 

@@ -57,8 +57,8 @@ public sealed class Olmo2Model : nn.Module
     public Tensor Forward(Tensor inputIds, Tensor? positionIds, Tensor? keyMask, KvCache? cache, Tensor? expertBias, RouterTrace? trace)
     {
         using var scope = NewDisposeScope();
-        var batch = inputIds.shape[0];
-        var tokens = inputIds.shape[1];
+        var batch = inputIds.size(0);
+        var tokens = inputIds.size(1);
         var past = cache?.Length ?? 0;
         positionIds ??= arange(past, past + tokens, ScalarType.Int64, _device).unsqueeze(0).expand(batch, tokens); // [B, T]
         using var context = ForwardContext.Create(_rotary, positionIds, keyMask, cache, tokens, _device);

@@ -42,7 +42,7 @@ public sealed class Olmo2RotaryEmbedding
         }
 
         using var scope = NewDisposeScope();
-        var half = x.shape[^1] / 2;
+        var half = x.size(-1) / 2;
         var c = cos.unsqueeze(1); // [B, 1, T, D]
         var s = sin.unsqueeze(1); // [B, 1, T, D]
         var first = x.narrow(-1, 0, half); // [B, N, T, D/2]
