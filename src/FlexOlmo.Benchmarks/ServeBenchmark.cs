@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using FlexOlmo.Core.Checkpoints;
 using FlexOlmo.Core.Generation;
 using FlexOlmo.Serving;
+using Microsoft.Extensions.DependencyInjection;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Benchmarks;
@@ -60,7 +61,7 @@ internal static class ServeBenchmark
 
             await Offline(report, http, options, tokens, requestsPerClient);
             await MaskRounds(report, http, tokens, requestsPerClient);
-            await LongPrompt(report, http, tokens);
+            await LongPrompt(report, http, app.Services.GetRequiredService<GenerationEngine>(), tokens);
         }
         finally
         {
@@ -140,8 +141,12 @@ internal static class ServeBenchmark
         });
     }
 
-    /// <summary>A 2,048-token prompt arriving while 8 clients decode: their longest gap, and its time to first token.</summary>
-    private static async Task LongPrompt(Report report, HttpClient http, int tokens)
+    /// <summary>
+    /// A 2,048-token prompt arriving while 8 clients decode: their longest gap, and its time to first token. The gaps are
+    /// measured twice: as the clients receive their tokens (HTTP delivery included, on the same two cores), and as the
+    /// engine's steps, from the end of one forward pass to the end of the next.
+    /// </summary>
+    private static async Task LongPrompt(Report report, HttpClient http, GenerationEngine engine, int tokens)
     {
         const int Long = 2048;
         var longPrompt = Prompt(99, 0, Long);
@@ -155,6 +160,14 @@ internal static class ServeBenchmark
         }
 
         var clock = Stopwatch.StartNew();
+        var passes = new List<double>();
+        engine.AfterForward = _ =>
+        {
+            lock (passes)
+            {
+                passes.Add(clock.Elapsed.TotalSeconds);
+            }
+        };
         var stamps = Enumerable.Range(0, 8).Select(_ => new List<double>()).ToArray();
         var decoding = Enumerable.Range(0, 8)
             .Select(c => Stream(http, Request(Prompt(c, 1, 32), Math.Max(tokens * 8, 256)), () =>
@@ -171,9 +184,22 @@ internal static class ServeBenchmark
         }
 
         var arrived = clock.Elapsed.TotalSeconds;
+        var pausedBefore = GC.GetTotalPauseDuration();
         var firstToken = 0.0;
         await Stream(http, Request(longPrompt, 1), () => firstToken = firstToken == 0 ? clock.Elapsed.TotalSeconds : firstToken);
+        var paused = GC.GetTotalPauseDuration() - pausedBefore; // the process's collections while the prompt was in the server
         await Task.WhenAll(decoding);
+        engine.AfterForward = null;
+        double[] steps;
+        lock (passes)
+        {
+            steps = [.. passes];
+        }
+
+        var warmed = stamps.Max(s => s[1]); // every client decoding
+        var stepsBefore = steps.Zip(steps.Skip(1), (a, b) => (Start: a, Length: b - a)).Where(g => g.Start >= warmed && g.Start + g.Length < arrived).Select(g => g.Length).Order().ToArray();
+        var stepsDuring = steps.Zip(steps.Skip(1), (a, b) => (Start: a, Length: b - a)).Where(g => g.Start + g.Length > arrived && g.Start < firstToken).Select(g => g.Length).Order().ToArray();
+        var usualStep = stepsBefore[stepsBefore.Length / 2];
 
         // The clients' usual gap: the median before the long prompt arrived; the worst: the longest gap that overlaps
         // the long prompt's time in the server (arrival to its first token).
@@ -192,6 +218,10 @@ internal static class ServeBenchmark
             ["gap_p50_ratio"] = gaps[gaps.Length / 2] / usual,
             ["gap_p90_ratio"] = gaps[Math.Min(gaps.Length - 1, gaps.Length * 9 / 10)] / usual,
             ["longest_gap_from_ms"] = longest * 1000, // after the long prompt's arrival
+            ["engine_usual_step_ms"] = usualStep * 1000,
+            ["engine_step_p50_ratio"] = stepsDuring[stepsDuring.Length / 2] / usualStep,
+            ["engine_step_max_ratio"] = stepsDuring[^1] / usualStep,
+            ["gc_pause_ms"] = paused.TotalMilliseconds,
             ["ttft_ms"] = (firstToken - arrived) * 1000,
             ["prefill_alone_ms"] = alone * 1000,
             ["ttft_ratio"] = (firstToken - arrived) / alone,

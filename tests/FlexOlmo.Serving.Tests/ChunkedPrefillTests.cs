@@ -14,7 +14,7 @@ namespace FlexOlmo.Serving.Tests;
 [Collection(ServingCollection.Name)]
 public sealed class ChunkedPrefillTests(ServingFixture fixture)
 {
-    private static readonly int[] LongPrompt = Enumerable.Range(0, (2 * PrefillChunks.Tokens) - 40).Select(i => ((i * 37) + 11) % 500).ToArray();
+    private static readonly int[] LongPrompt = Enumerable.Range(0, PrefillChunks.Tokens + (PrefillChunks.Tokens / 2)).Select(i => ((i * 37) + 11) % 500).ToArray();
 
     [Fact]
     public async Task ALongPrompt_IsPrefilledAlongsideTheDecodeSteps_OfTheSequencesAlreadyDecoding()

@@ -10,12 +10,13 @@ public static class PrefillChunks
 {
     /// <summary>
     /// Positions per chunk. The server runs a chunk per step together with the decoding rows, so a chunk should cost
-    /// about as much as those rows' own share of a step: then a long prompt about doubles the others' step time at most,
-    /// and its own prefill, spread over those steps, takes little longer than alone. 48 positions do both on a 2-core CPU
-    /// (measured by <c>flexolmo-bench serve</c>: 64 held the others 2.3x, 32 would cost every prefill one more pass
-    /// over the weights per 32 positions); the experts still see enough rows per chunk to run near the products' peak.
+    /// well under those rows' own step: then a long prompt holds the others less than 2x, and its own prefill, spread over
+    /// those steps, takes little longer than alone. Measured by <c>flexolmo-bench serve</c> on a 2-core CPU: with 32
+    /// positions the decoding clients' steps took a median 1.6-1.7x their usual time and the prompt's first token came
+    /// 1.3-1.4x as late as alone; 48 held them 1.7-2.2x, 64 2.3x. Fewer positions would cost every prefill one more pass
+    /// over the weights per chunk, and the time to first token its 1.5x bound.
     /// </summary>
-    public const int Tokens = 48;
+    public const int Tokens = 32;
 
     /// <summary>The chunks of a prompt of <paramref name="length"/> positions: (start, length), in order.</summary>
     public static IEnumerable<(int Start, int Length)> Of(int length)
