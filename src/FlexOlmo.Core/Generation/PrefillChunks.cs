@@ -12,7 +12,7 @@ public static class PrefillChunks
     /// Positions per chunk. The server runs a chunk per step together with the decoding rows, so a chunk should cost
     /// well under those rows' own step: then a long prompt holds the others less than 2x, and its own prefill, spread over
     /// those steps, takes little longer than alone. Measured by <c>flexolmo-bench serve</c> on a 2-core CPU: with 32
-    /// positions the decoding clients' steps took a median 1.6-1.7x their usual time and the prompt's first token came
+    /// positions the decoding clients' steps took a median 1.7-1.9x their usual time and the prompt's first token came
     /// 1.3-1.4x as late as alone; 48 held them 1.7-2.2x, 64 2.3x. Fewer positions would cost every prefill one more pass
     /// over the weights per chunk, and the time to first token its 1.5x bound.
     /// </summary>

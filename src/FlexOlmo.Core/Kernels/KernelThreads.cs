@@ -25,6 +25,7 @@ internal static class KernelThreads
     private static int _busy;
     private static int _sleeping;
     private static int _started;
+    private static long _generation;
 
     /// <summary>Runs <paramref name="body"/>(0 .. <paramref name="count"/> - 1) on up to <paramref name="parallelism"/> threads, the caller among them; returns when all are done.</summary>
     public static void For(int count, int parallelism, Action<int> body)
@@ -43,7 +44,7 @@ internal static class KernelThreads
         try
         {
             Start(helpers);
-            var job = new Job(body, count, helpers);
+            var job = new Job(body, count, helpers, ++_generation);
             Volatile.Write(ref _current, job);
             Interlocked.MemoryBarrier(); // publish the job before reading _sleeping (the workers check in the other order)
             var sleeping = Volatile.Read(ref _sleeping);
@@ -63,6 +64,7 @@ internal static class KernelThreads
         }
         finally
         {
+            Volatile.Write(ref _current, null); // the workers keep no reference to a finished call's body or what it captured
             Volatile.Write(ref _busy, 0);
         }
     }
@@ -89,11 +91,11 @@ internal static class KernelThreads
     private static void Worker(object? state)
     {
         var index = (int)state!;
-        Job? seen = null;
+        var seen = 0L;
         while (true)
         {
             var job = WaitForJob(seen);
-            seen = job;
+            seen = job.Generation;
             if (index < job.Helpers)
             {
                 job.Work();
@@ -101,15 +103,15 @@ internal static class KernelThreads
         }
     }
 
-    /// <summary>The next job after <paramref name="seen"/>: spins for 50 µs, then sleeps until a call wakes it.</summary>
-    private static Job WaitForJob(Job? seen)
+    /// <summary>The next job after generation <paramref name="seen"/>: spins for 50 µs, then sleeps until a call wakes it.</summary>
+    private static Job WaitForJob(long seen)
     {
         var until = Stopwatch.GetTimestamp() + SpinTicks;
         var spins = 0;
         while (true)
         {
             var job = Volatile.Read(ref _current);
-            if (job is not null && !ReferenceEquals(job, seen))
+            if (job is not null && job.Generation != seen)
             {
                 return job;
             }
@@ -122,7 +124,7 @@ internal static class KernelThreads
 
             Interlocked.Increment(ref _sleeping); // a full fence: a call that published before this sees it, or this sees the call
             job = Volatile.Read(ref _current);
-            if (job is null || ReferenceEquals(job, seen))
+            if (job is null || job.Generation == seen)
             {
                 Wake.Wait(); // a spare release only makes this look again
             }
@@ -133,12 +135,14 @@ internal static class KernelThreads
     }
 
     /// <summary>One call's tasks: each thread claims the next index until none is left. A worker that arrives late finds none.</summary>
-    private sealed class Job(Action<int> body, int count, int helpers)
+    private sealed class Job(Action<int> body, int count, int helpers, long generation)
     {
         public int Next;
         public int Done;
 
         public int Helpers { get; } = helpers;
+
+        public long Generation { get; } = generation;
 
         private ExceptionDispatchInfo? _failure;
 
