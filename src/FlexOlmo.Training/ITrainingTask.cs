@@ -18,4 +18,10 @@ public interface ITrainingTask
 
     /// <summary>Called after backward and before clipping: zero the gradients of frozen slices (for example r_pub). Runs after each checkpointed segment too, so it must be idempotent.</summary>
     void AfterBackward();
+
+    /// <summary>
+    /// What the task adds to <see cref="TrainingSettings.ResumeKey"/>: a checkpoint resumes only a task that would train
+    /// the same way (empty when the settings say it all).
+    /// </summary>
+    string ResumeKey => string.Empty;
 }

@@ -71,7 +71,7 @@ public sealed class TrainingLoop(ITrainingTask task, TokenDataset data, Instance
         var schedule = new LearningRateSchedule(settings.Lr, Warmup, totalSteps, settings.FinalLrRatio);
         var checkpointFolder = Path.Combine(outputFolder, TrainingCheckpoint.FolderName);
         var named = trainable.Select((t, i) => (t.Name, (Tensor)masters[i])).ToList();
-        var key = settings.ResumeKey(totalSteps);
+        var key = settings.ResumeKey(totalSteps) + task.ResumeKey;
         long step = 0;
         long tokens = 0;
         var losses = new List<double>();

@@ -120,6 +120,26 @@ public sealed class ExpertTrainingTests(TrainingFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public void Resume_WithAnotherAblation_IsRefusedBeforeAnyWeightIsTouched()
+    {
+        // An ablation trains another set of parameters (no-bias leaves b_i out): resuming a method run as an ablation,
+        // or the other way round, would mix two experiments in one expert.
+        using var temp = new TempDirectory("resume-ablation");
+        var folder = temp.Sub("x");
+        using var stop = new CancellationTokenSource();
+        ExpertTrainer.Train(Request(folder, fixture.CountingData, "x", steps: 6), null, new StopAtStep(3, stop), stop.Token);
+        var checkpoint = Directory.GetFiles(folder, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+
+        var error = Assert.Throws<TrainingException>(() => ExpertTrainer.Train(Request(folder, fixture.CountingData, "x", steps: 6) with { Resume = true, Ablation = ExpertAblation.Named["no-bias"] }, null, null, CancellationToken.None));
+
+        Assert.Contains("other settings", error.Message, StringComparison.Ordinal);
+        Assert.Contains("ablation=no bias", error.Message, StringComparison.Ordinal);
+        Assert.All(checkpoint, file => Assert.Equal(file.Value, File.ReadAllBytes(file.Key)));
+        var resumed = ExpertTrainer.Train(Request(folder, fixture.CountingData, "x", steps: 6) with { Resume = true }, null, null, CancellationToken.None);
+        Assert.Equal(6, resumed.Outcome.Steps); // the same run, resumed by the method, still goes on
+    }
+
+    [Fact]
     public void TrainExpert_RejectsSequencesLongerThanTheModelAllows()
     {
         using var temp = new TempDirectory("long");

@@ -67,6 +67,9 @@ public sealed class ExpertTrainingTask : ITrainingTask
 
     public Olmo2ForCausalLM Model => _model;
 
+    /// <summary>An ablation trains other parameters than the method, so its checkpoints resume only the same ablation; the method adds nothing, so its earlier checkpoints still resume.</summary>
+    public string ResumeKey => _ablation.IsNone ? string.Empty : $";ablation={_ablation.Describe()}";
+
     /// <summary>Puts the public expert back after uncoordinated training, so validation and the package see the merged 2-expert model.</summary>
     public void FinishTraining()
     {
