@@ -27,8 +27,17 @@ internal sealed class ApiKeyStore
 
     public int Count => _keys.Count;
 
-    public static ApiKeyStore Load(string path, ModelHost host)
+    /// <summary>The keys file checked against a loaded model's experts.</summary>
+    public static ApiKeyStore Load(string path, ModelHost host) => Load(path, host.NumExperts, host.Experts.Select(e => e.Name).ToList());
+
+    /// <summary>
+    /// The keys file checked against a model's experts, <paramref name="numExperts"/> (0: dense) named
+    /// <paramref name="names"/> in router order: what the model folder says before any weight loads, so that a bad file is
+    /// refused before minutes of loading.
+    /// </summary>
+    public static ApiKeyStore Load(string path, int numExperts, IReadOnlyList<string> names)
     {
+        var host = new ExpertNaming(numExperts, names);
         if (!File.Exists(path))
         {
             throw new FlexOlmoException($"{path}: no such API keys file.");
@@ -134,7 +143,7 @@ internal sealed class ApiKeyStore
     }
 
     /// <summary>The experts an entry grants: only an explicit, non-empty list or "*".</summary>
-    private static ExpertSet Grant(JsonElement entry, ModelHost host, string where)
+    private static ExpertSet Grant(JsonElement entry, ExpertNaming host, string where)
     {
         const string Fix = "list the experts this key may use, e.g. \"experts\": [\"public\", \"clinic\"], or \"experts\": \"*\" for every expert";
         if (!entry.TryGetProperty("experts", out var experts))
@@ -145,7 +154,7 @@ internal sealed class ApiKeyStore
         switch (experts.ValueKind)
         {
             case JsonValueKind.String when experts.GetString() == "*":
-                return host.AllExperts;
+                return ExpertSet.All(Math.Max(1, host.NumExperts));
             case JsonValueKind.Array when experts.GetArrayLength() > 0:
                 var granted = experts.EnumerateArray().Select((e, i) => Resolve(host, e, $"{where}.experts[{i}]")).Append(0).ToList();
                 return ExpertSet.Include(Math.Max(1, host.NumExperts), granted);
@@ -158,7 +167,7 @@ internal sealed class ApiKeyStore
         }
     }
 
-    private static int Resolve(ModelHost host, JsonElement element, string where)
+    private static int Resolve(ExpertNaming host, JsonElement element, string where)
     {
         string reference;
         if (element.ValueKind == JsonValueKind.Number && element.TryGetInt32(out var number))
@@ -176,11 +185,14 @@ internal sealed class ApiKeyStore
 
         try
         {
-            return ExpertSet.ResolveOne(reference, Math.Max(1, host.NumExperts), host.Experts.Select(e => e.Name).ToList());
+            return ExpertSet.ResolveOne(reference, Math.Max(1, host.NumExperts), host.Names);
         }
         catch (ExpertMaskException e)
         {
             throw new FlexOlmoException($"{where}: {e.Message}");
         }
     }
+
+    /// <summary>A model's experts as the keys file names them: how many (0: dense), and their names in router order.</summary>
+    private sealed record ExpertNaming(int NumExperts, IReadOnlyList<string> Names);
 }

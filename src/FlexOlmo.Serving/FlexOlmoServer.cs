@@ -20,7 +20,7 @@ public static class FlexOlmoServer
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 8L << 20);
-        ApiKeyStore? keys;
+        ApiKeyStore? keys = null;
         if (host is not null)
         {
             keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, host) : null;
@@ -28,19 +28,11 @@ public static class FlexOlmoServer
         }
         else
         {
-#pragma warning disable CA2000 // handed to the container below (disposed when the server stops) or disposed on failure
-            var loaded = ModelHost.Load(options);
+            // The keys file is checked against the folder's expert names before any weight loads: a bad grant is
+            // refused at once, not after minutes of loading.
+#pragma warning disable CA2000 // handed to the container below, which disposes it when the server stops
+            var loaded = ModelHost.Load(options, (config, names) => keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, config.IsMoe ? config.NumExperts : 0, names) : null);
 #pragma warning restore CA2000
-            try
-            {
-                keys = options.ApiKeys is { } path ? ApiKeyStore.Load(path, loaded) : null;
-            }
-            catch
-            {
-                loaded.Dispose();
-                throw;
-            }
-
             builder.Services.AddSingleton(_ => loaded); // made by a factory, so the container disposes it when the server stops
         }
 

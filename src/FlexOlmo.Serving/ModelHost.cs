@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Modeling;
 using FlexOlmo.Core.Tokenization;
 using FlexOlmo.Data;
@@ -44,9 +45,10 @@ public sealed class ModelHost : IDisposable
 
     public ExpertSet AllExperts => ExpertSet.All(Math.Max(1, NumExperts));
 
-    public static ModelHost Load(ServerOptions options)
+    /// <param name="beforeLoading">Sees the config and expert names before any weight loads (see <see cref="ModelFolder.Load"/>).</param>
+    public static ModelHost Load(ServerOptions options, Action<ModelConfig, IReadOnlyList<string>>? beforeLoading = null)
     {
-        var folder = ModelFolder.Load(options.Model, null, options.Device, options.DType);
+        var folder = ModelFolder.Load(options.Model, null, options.Device, options.DType, beforeLoading);
         var sidecar = folder.Sidecar is { } s && s.Experts.Count == folder.ExpertNames.Count ? s : null;
         var experts = folder.ExpertNames.Select((name, i) => sidecar?.Experts[i] is { } e
             ? new ServedExpert(e.Index, e.Name, e.Version, e.Owner, e.License)

@@ -39,6 +39,28 @@ public sealed class ConsentTests(ServingFixture fixture)
     }
 
     [Fact]
+    public void ApiKeys_GrantingAnUnknownExpert_AreRefusedBeforeAnyWeightLoads()
+    {
+        // The composed folder without its weights: the server must refuse the keys file from the config and sidecar
+        // alone, not report the missing weights after trying to load them (minutes, for a real model).
+        using var temp = new TempDirectory("keys-before-weights");
+        var folder = temp.Sub("model");
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(fixture.ComposedFolder).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.EndsWith(".safetensors.index.json", StringComparison.Ordinal)))
+        {
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        }
+
+        var keys = temp.File("keys.json");
+        File.WriteAllText(keys, """{"keys": [{"name": "app", "key": "sk-12345678", "experts": ["public", "nobody"]}]}""");
+
+        var error = Assert.ThrowsAny<FlexOlmoException>(() => FlexOlmoServer.Build(new ServerOptions { Model = folder, DType = "float32", ApiKeys = keys }));
+
+        Assert.Contains("keys.json: keys[0] ('app').experts[1]", error.Message, StringComparison.Ordinal);
+        Assert.Contains("nobody", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ApiKeys_ExcludingAnExpertTheKeyMayNotUse_IsNotAViolation()
     {
         using var temp = new TempDirectory("keys-exclude");
