@@ -37,7 +37,7 @@ internal sealed class ApiKeyStore
     /// </summary>
     public static ApiKeyStore Load(string path, int numExperts, IReadOnlyList<string> names)
     {
-        var host = new ExpertNaming(numExperts, names);
+        var model = new ExpertNaming(numExperts, names);
         if (!File.Exists(path))
         {
             throw new FlexOlmoException($"{path}: no such API keys file.");
@@ -91,7 +91,7 @@ internal sealed class ApiKeyStore
                     throw new FlexOlmoException($"{where}: the same key appears twice; each key may have one grant.");
                 }
 
-                keys.Add((hash, new ApiKey(name, Grant(entry, host, where))));
+                keys.Add((hash, new ApiKey(name, Grant(entry, model, where))));
             }
 
             return new ApiKeyStore(keys);
@@ -143,7 +143,7 @@ internal sealed class ApiKeyStore
     }
 
     /// <summary>The experts an entry grants: only an explicit, non-empty list or "*".</summary>
-    private static ExpertSet Grant(JsonElement entry, ExpertNaming host, string where)
+    private static ExpertSet Grant(JsonElement entry, ExpertNaming model, string where)
     {
         const string Fix = "list the experts this key may use, e.g. \"experts\": [\"public\", \"clinic\"], or \"experts\": \"*\" for every expert";
         if (!entry.TryGetProperty("experts", out var experts))
@@ -154,10 +154,10 @@ internal sealed class ApiKeyStore
         switch (experts.ValueKind)
         {
             case JsonValueKind.String when experts.GetString() == "*":
-                return ExpertSet.All(Math.Max(1, host.NumExperts));
+                return ExpertSet.All(Math.Max(1, model.NumExperts));
             case JsonValueKind.Array when experts.GetArrayLength() > 0:
-                var granted = experts.EnumerateArray().Select((e, i) => Resolve(host, e, $"{where}.experts[{i}]")).Append(0).ToList();
-                return ExpertSet.Include(Math.Max(1, host.NumExperts), granted);
+                var granted = experts.EnumerateArray().Select((e, i) => Resolve(model, e, $"{where}.experts[{i}]")).Append(0).ToList();
+                return ExpertSet.Include(Math.Max(1, model.NumExperts), granted);
             case JsonValueKind.Array:
                 throw new FlexOlmoException($"{where}: \"experts\" is empty: {Fix} (\"public\" alone grants only the public expert).");
             case JsonValueKind.String:
@@ -167,7 +167,7 @@ internal sealed class ApiKeyStore
         }
     }
 
-    private static int Resolve(ExpertNaming host, JsonElement element, string where)
+    private static int Resolve(ExpertNaming model, JsonElement element, string where)
     {
         string reference;
         if (element.ValueKind == JsonValueKind.Number && element.TryGetInt32(out var number))
@@ -185,7 +185,7 @@ internal sealed class ApiKeyStore
 
         try
         {
-            return ExpertSet.ResolveOne(reference, Math.Max(1, host.NumExperts), host.Names);
+            return ExpertSet.ResolveOne(reference, Math.Max(1, model.NumExperts), model.Names);
         }
         catch (ExpertMaskException e)
         {
