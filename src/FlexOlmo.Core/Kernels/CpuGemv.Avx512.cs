@@ -19,6 +19,14 @@ namespace FlexOlmo.Core.Kernels;
 /// </remarks>
 internal static unsafe partial class CpuGemv
 {
+    /// <summary>
+    /// How far ahead a tile prefetches its weights: the same columns eight rows (two tiles) on. On this 2-core EPYC the
+    /// tiles' reads and arithmetic otherwise add up instead of overlapping: measured on 1.1 GB of cold fp32 weights,
+    /// 4 input rows streamed 22-23 GB/s without it and 28-29 with it (a plain sum: 31), 8 rows 19 and 23. Into L1, or
+    /// less than a tile ahead, gained at most 10% (the previous attempts).
+    /// </summary>
+    private const int PrefetchRows = 8;
+
     private static bool UsesAvx512(int rows) => rows > 1 && Avx512F.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -30,15 +38,16 @@ internal static unsafe partial class CpuGemv
         for (; row + 4 <= last; row += 4)
         {
             var w0 = w + (row * stride);
+            var ahead = w0 + (PrefetchRows * stride); // the same columns two tiles on: read while this tile computes
             var m = 0;
             for (; m + 4 <= rows; m += 4)
             {
-                Tile4x4<T>(w0, stride, x + ((long)m * k), k, y + ((long)m * o) + row, o);
+                Tile4x4<T>(w0, stride, x + ((long)m * k), k, y + ((long)m * o) + row, o, m == 0 ? ahead : 0);
             }
 
             for (; m < rows; m++)
             {
-                Tile4x1<T>(w0, stride, x + ((long)m * k), k, y + ((long)m * o) + row);
+                Tile4x1<T>(w0, stride, x + ((long)m * k), k, y + ((long)m * o) + row, m == 0 ? ahead : 0);
             }
         }
 
@@ -60,9 +69,12 @@ internal static unsafe partial class CpuGemv
         }
     }
 
-    /// <summary>Weight rows w0..w0+3*stride times input rows x..x+3k: y[j*o + r] for input j and weight row r.</summary>
+    /// <summary>
+    /// Weight rows w0..w0+3*stride times input rows x..x+3k: y[j*o + r] for input j and weight row r. Where
+    /// <paramref name="ahead"/> is not 0, the same columns of the four rows there are prefetched into L2 as these are read.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x4<T>(nint w0, nint stride, float* x, int k, float* y, int o)
+    private static void Tile4x4<T>(nint w0, nint stride, float* x, int k, float* y, int o, nint ahead)
         where T : struct, IWideWeights
     {
         var w1 = w0 + stride;
@@ -78,6 +90,11 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            if (ahead != 0)
+            {
+                Prefetch(ahead, stride, i * T.ElementSize);
+            }
+
             var v0 = Vector512.Load(x + i);
             var v1 = Vector512.Load(x1 + i);
             var v2 = Vector512.Load(x2 + i);
@@ -122,9 +139,9 @@ internal static unsafe partial class CpuGemv
         y[(3 * o) + 3] = Finish<T>(a33, w3, x3, i, k);
     }
 
-    /// <summary>Four weight rows times one input row.</summary>
+    /// <summary>Four weight rows times one input row, prefetching as <see cref="Tile4x4{T}"/> does.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<T>(nint w0, nint stride, float* x, int k, float* y)
+    private static void Tile4x1<T>(nint w0, nint stride, float* x, int k, float* y, nint ahead)
         where T : struct, IWideWeights
     {
         var w1 = w0 + stride;
@@ -134,6 +151,11 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            if (ahead != 0)
+            {
+                Prefetch(ahead, stride, i * T.ElementSize);
+            }
+
             var v = Vector512.Load(x + i);
             a0 = Avx512F.FusedMultiplyAdd(T.Load16(w0, i), v, a0);
             a1 = Avx512F.FusedMultiplyAdd(T.Load16(w1, i), v, a1);
@@ -145,6 +167,17 @@ internal static unsafe partial class CpuGemv
         y[1] = Finish<T>(a1, w1, x, i, k);
         y[2] = Finish<T>(a2, w2, x, i, k);
         y[3] = Finish<T>(a3, w3, x, i, k);
+    }
+
+    /// <summary>Into L2 (a prefetch never faults, so past the end of the weight is harmless): four rows at one byte offset.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(nint ahead, nint stride, nint offset)
+    {
+        var at = (byte*)(ahead + offset);
+        Sse.Prefetch1(at);
+        Sse.Prefetch1(at + stride);
+        Sse.Prefetch1(at + (2 * stride));
+        Sse.Prefetch1(at + (3 * stride));
     }
 
     /// <summary>The AVX2 path's ending: the horizontal sum of (even chain + odd chain), then the scalar tail from <paramref name="i"/>.</summary>

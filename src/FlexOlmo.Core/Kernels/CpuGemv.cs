@@ -15,17 +15,18 @@ namespace FlexOlmo.Core.Kernels;
 /// Written by hand because libtorch 2.10's CPU matrix-vector product runs on one core (measured here: 16.5 GB/s
 /// with 1 or 2 threads, against 34 GB/s for a plain read) and takes a slower path still for bf16 at one row, so
 /// decoding, which streams every weight once per token, ran at half the memory bandwidth. Accumulates in fp32
-/// (bf16 weights are widened exactly); used only without autograd. No software prefetch: the hardware prefetchers
-/// alone stream the weights at the speed of a plain sum of the same bytes (measured here; a prefetch 4 KB ahead was 0-13%
-/// slower).
+/// (bf16 weights are widened exactly); used only without autograd. One row needs no software prefetch: the hardware
+/// prefetchers alone stream the weights at the speed of a plain sum of the same bytes (measured here; a prefetch 4 KB
+/// ahead was 0-13% slower). Several rows do: see <c>PrefetchRows</c>.
 /// </remarks>
 internal static unsafe partial class CpuGemv
 {
-    /// <summary>Most fp32 input rows handled here (measured faster than libtorch up to 16 rows).</summary>
-    public const int MaxRowsF32 = 16;
-
-    /// <summary>Most bf16 input rows handled here: libtorch's bf16 product wins from 4 rows on.</summary>
-    public const int MaxRowsBf16 = 1;
+    /// <summary>
+    /// Most input rows handled here in batched mode, either dtype. Measured faster than libtorch up to 16 rows: in fp32
+    /// throughout; in bf16 since the tiles prefetch (the decode benchmark's 64 experts at 4 rows each: 40 ms against 84
+    /// through libtorch's bf16 product, which uses the CPU's bf16 dot-product instruction; before, libtorch won from 4 rows).
+    /// </summary>
+    public const int MaxRowsBatched = 16;
 
     /// <summary>
     /// Most rows in one row-invariant call (any dtype): prefill chunks and fused server steps run here, so that a
@@ -36,7 +37,7 @@ internal static unsafe partial class CpuGemv
     /// <summary>Below this many weight elements in a pass, the calling thread computes it alone: the weights live in cache and waking another core costs more.</summary>
     private const long ParallelElements = 1 << 18;
 
-    private const int RowsPerPass = MaxRowsF32;
+    private const int RowsPerPass = MaxRowsBatched;
     /// <summary>Tasks per thread in a pass: a thread that starts late finds work left, so the threads finish together.</summary>
     private const int TasksPerThread = 4;
 
@@ -64,7 +65,7 @@ internal static unsafe partial class CpuGemv
         }
 
         var rows = input.numel() / input.size(-1);
-        var maxRows = rowInvariant ? MaxRowsRowInvariant : weight.dtype == ScalarType.BFloat16 ? MaxRowsBf16 : MaxRowsF32;
+        var maxRows = rowInvariant ? MaxRowsRowInvariant : MaxRowsBatched;
         return rows <= maxRows && weight.numel() > 0 && weight.is_contiguous() && input.is_contiguous()
             && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
             && weight.numel() * weight.ElementSize < int.MaxValue;

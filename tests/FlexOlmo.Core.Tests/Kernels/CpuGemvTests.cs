@@ -11,6 +11,7 @@ public sealed class CpuGemvTests
     [InlineData(ScalarType.Float32, 3, 1e-5)]
     [InlineData(ScalarType.Float32, 16, 1e-5)]
     [InlineData(ScalarType.BFloat16, 1, 1e-2)]
+    [InlineData(ScalarType.BFloat16, 16, 1e-2)]
     public void Linear_MatchesLibtorch_ForDecodeSizedInputs(ScalarType dtype, int rows, double tolerance)
     {
         using var scope = NewDisposeScope();
@@ -99,7 +100,8 @@ public sealed class CpuGemvTests
         using var noGrad = no_grad();
         Assert.True(CpuGemv.Applies(randn([1, 1030]), weight));
         Assert.False(CpuGemv.Applies(randn([17, 1030]), weight));
-        Assert.False(CpuGemv.Applies(randn([2, 1030]).to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)));
+        Assert.True(CpuGemv.Applies(randn([16, 1030]).to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16))); // bf16 takes as many rows as fp32
+        Assert.False(CpuGemv.Applies(randn([17, 1030]).to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)));
         Assert.True(CpuGemv.Applies(randn([1, 64]), randn([64, 64]))); // small weights too, computed on the calling thread alone
         Assert.False(CpuGemv.Applies(randn([1030, 2]).t(), weight)); // a non-contiguous input of two rows
         Assert.False(CpuGemv.Applies(randn([1, 2060]), weight)); // widths that differ: libtorch's error, never a read past the input
