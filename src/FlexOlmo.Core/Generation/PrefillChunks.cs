@@ -11,12 +11,13 @@ public static class PrefillChunks
     /// <summary>
     /// Positions per chunk. The server runs a chunk per step together with the decoding rows, so a chunk should cost
     /// well under those rows' own step: then a long prompt holds the others less than 2x, and its own prefill, spread over
-    /// those steps, takes little longer than alone. Measured by <c>flexolmo-bench serve</c> on a 2-core CPU: with 32
-    /// positions the decoding clients' steps took a median 1.7-1.9x their usual time and the prompt's first token came
-    /// 1.3-1.4x as late as alone; 48 held them 1.7-2.2x, 64 2.3x. Fewer positions would cost every prefill one more pass
-    /// over the weights per chunk, and the time to first token its 1.5x bound.
+    /// those steps, takes little longer than alone. Measured by <c>flexolmo-bench serve</c> on a 2-core CPU: with 24
+    /// positions the decoding clients' steps took a median 1.4-1.6x their usual time, at most 1.9-2.0x, and the prompt's
+    /// first token came 1.36-1.39x as late as alone; 32 held them a median 1.7-1.9x (at most 2.2-2.3x), 48 1.7-2.2x, 64
+    /// 2.3x. Fewer positions would cost every prefill more passes over the weights, and the time to first token its 1.5x
+    /// bound.
     /// </summary>
-    public const int Tokens = 32;
+    public const int Tokens = 24;
 
     /// <summary>The chunks of a prompt of <paramref name="length"/> positions: (start, length), in order.</summary>
     public static IEnumerable<(int Start, int Length)> Of(int length)
