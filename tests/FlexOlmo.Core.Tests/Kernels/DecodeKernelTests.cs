@@ -10,7 +10,7 @@ public sealed class DecodeKernelTests
     [Theory]
     [InlineData(ScalarType.Float32, 1, 4, 4, 37, 2e-6)] // keys not a multiple of the vector width
     [InlineData(ScalarType.Float32, 3, 8, 2, 300, 2e-6)] // grouped-query heads
-    [InlineData(ScalarType.Float32, 2, 16, 16, 5000, 2e-6)] // long enough to split the heads over the cores
+    [InlineData(ScalarType.Float32, 2, 16, 16, 5000, 1e-5)] // long enough to split the heads over the cores; sums of 5,000 fp32 terms in two orders (2.1e-6 apart on a Xeon's libtorch)
     [InlineData(ScalarType.BFloat16, 2, 4, 2, 130, 1e-2)]
     public void Attention_MatchesLibtorchSdpa_OverTheCachedPrefix(ScalarType dtype, int batch, int heads, int kvHeads, int length, double tolerance)
     {
