@@ -33,11 +33,20 @@ internal static class KernelThreads
         var helpers = Math.Min(parallelism, count) - 1;
         if (helpers <= 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
+            ExceptionDispatchInfo? failure = null;
             for (var i = 0; i < count; i++)
             {
-                body(i);
+                try
+                {
+                    body(i);
+                }
+                catch (Exception e)
+                {
+                    failure ??= ExceptionDispatchInfo.Capture(e); // as on the workers: every task runs, then the first failure is thrown
+                }
             }
 
+            failure?.Throw();
             return;
         }
 
