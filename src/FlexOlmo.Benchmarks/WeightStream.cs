@@ -87,15 +87,29 @@ internal sealed unsafe class WeightStream
         return seconds;
     }
 
+    /// <summary>
+    /// Sums <paramref name="count"/> floats as four streams at once (the quarters of the chunk), as the decode kernel reads
+    /// four weight rows at once: on a 2-core Xeon one stream per thread read 13-19 GB/s, four 20-25 (measured on 1 GiB).
+    /// </summary>
     private static Vector256<float> Sum(float* p, long count)
     {
+        var quarter = (count / 4) & ~15L;
+        var p1 = p + quarter;
+        var p2 = p1 + quarter;
+        var p3 = p2 + quarter;
         Vector256<float> a = default, b = default, c = default, d = default;
-        for (long i = 0; i + 32 <= count; i += 32)
+        long i = 0;
+        for (; i < quarter; i += 16)
+        {
+            a += Vector256.Load(p + i) + Vector256.Load(p + i + 8);
+            b += Vector256.Load(p1 + i) + Vector256.Load(p1 + i + 8);
+            c += Vector256.Load(p2 + i) + Vector256.Load(p2 + i + 8);
+            d += Vector256.Load(p3 + i) + Vector256.Load(p3 + i + 8);
+        }
+
+        for (i = 4 * quarter; i + 8 <= count; i += 8)
         {
             a += Vector256.Load(p + i);
-            b += Vector256.Load(p + i + 8);
-            c += Vector256.Load(p + i + 16);
-            d += Vector256.Load(p + i + 24);
         }
 
         return a + b + c + d;
