@@ -7,9 +7,12 @@ namespace FlexOlmo.Core.Kernels;
 // M=input rows, K=in features, O=out features
 
 /// <summary>
-/// Several input rows with AVX-512: tiles of four weight rows by four input rows, sixteen accumulators, so that each
+/// Input rows with AVX-512: tiles of four weight rows by four input rows, sixteen accumulators, so that each
 /// weight block is loaded (and, for bf16, widened) once for four inputs and each input block once for four weight
-/// rows: a quarter of the loads per multiply-add of the AVX2 path, which is load-bound from two rows on.
+/// rows: a quarter of the loads per multiply-add of the AVX2 path, which is load-bound from two rows on. A tile's four
+/// weight rows lie a quarter of the task apart, so a task reads four long sequential streams: on a 2-core Xeon, four
+/// neighbouring rows (short streams that restart every tile) read 64 cold [2816, 1024] weights at 18-20 GB/s in bf16
+/// at 1-4 input rows, the four quarters at 23-28 (fp32: 25-28 and 25-31; a plain sum of four streams, 29-30).
 /// </summary>
 /// <remarks>
 /// Bit for bit the arithmetic of the AVX2 path: a 16-lane accumulator over blocks of 16 holds, in its lower and
@@ -20,38 +23,44 @@ namespace FlexOlmo.Core.Kernels;
 internal static unsafe partial class CpuGemv
 {
     /// <summary>
-    /// How far ahead a tile prefetches its weights: the same columns eight rows (two tiles) on. On this 2-core EPYC the
-    /// tiles' reads and arithmetic otherwise add up instead of overlapping: measured on 1.1 GB of cold fp32 weights,
-    /// 4 input rows streamed 22-23 GB/s without it and 28-29 with it (a plain sum: 31), 8 rows 19 and 23. Into L1, or
-    /// less than a tile ahead, gained at most 10% (the previous attempts).
+    /// How far ahead a tile prefetches its weights: each of its four streams' same columns, this many rows on. On a
+    /// 2-core EPYC the tiles' reads and arithmetic otherwise added up instead of overlapping: measured on 1.1 GB of cold
+    /// fp32 weights, 4 input rows streamed 22-23 GB/s without it and 28-29 with it (a plain sum: 31). Into L1, or
+    /// less than a tile ahead, gained at most 10%. On a 2-core Xeon 2, 4 and 8 rows were within the noise; 4 is between.
     /// </summary>
-    private const int PrefetchRows = 8;
+    private const int PrefetchRows = 4;
 
-    private static bool UsesAvx512(int rows) => rows > 1 && Avx512F.IsSupported;
+    /// <summary>
+    /// Whether the tiles compute every call, one row included. One row takes four weight rows at a time with the
+    /// prefetch too: on a 2-core Xeon with AMX (measured on 64 cold [2816, 1024] weights) the AVX2 row-at-a-time path
+    /// streamed fp32 at 17-18 GB/s and bf16 at 13-16, the tiles at 24-29 and 18-21 (libtorch's fp32 product: 25).
+    /// </summary>
+    private static bool UsesAvx512 => Avx512F.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block512<T>(nint w, float* x, float* y, int k, int o, int first, int last, int rows)
         where T : struct, IWideWeights
     {
         var stride = (nint)k * T.ElementSize;
-        var row = first;
-        for (; row + 4 <= last; row += 4)
+        var span = (last - first) / 4; // a tile's four weight rows lie this many rows apart: four long sequential streams
+        var gap = span * stride;
+        for (var row = first; row < first + span; row++)
         {
             var w0 = w + (row * stride);
-            var ahead = w0 + (PrefetchRows * stride); // the same columns two tiles on: read while this tile computes
+            var ahead = w0 + (PrefetchRows * stride); // each stream's same columns, PrefetchRows rows on: read while this tile computes
             var m = 0;
             for (; m + 4 <= rows; m += 4)
             {
-                Tile4x4<T>(w0, stride, x + ((long)m * k), k, y + ((long)m * o) + row, o, m == 0 ? ahead : 0);
+                Tile4x4<T>(w0, gap, x + ((long)m * k), k, y + ((long)m * o) + row, span, o, m == 0 ? ahead : 0);
             }
 
             for (; m < rows; m++)
             {
-                Tile4x1<T>(w0, stride, x + ((long)m * k), k, y + ((long)m * o) + row, m == 0 ? ahead : 0);
+                Tile4x1<T>(w0, gap, x + ((long)m * k), k, y + ((long)m * o) + row, span, m == 0 ? ahead : 0);
             }
         }
 
-        for (; row < last; row++)
+        for (var row = first + (4 * span); row < last; row++)
         {
             var wRow = w + (row * stride);
             for (var m = 0; m < rows; m++)
@@ -70,16 +79,17 @@ internal static unsafe partial class CpuGemv
     }
 
     /// <summary>
-    /// Weight rows w0..w0+3*stride times input rows x..x+3k: y[j*o + r] for input j and weight row r. Where
-    /// <paramref name="ahead"/> is not 0, the same columns of the four rows there are prefetched into L2 as these are read.
+    /// Weight rows w0, w0 + gap, w0 + 2 gap, w0 + 3 gap times input rows x..x+3k: y[j*o + c*span] for input j and weight
+    /// row c. Where <paramref name="ahead"/> is not 0, the same columns of the four rows there are prefetched into L2 as
+    /// these are read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x4<T>(nint w0, nint stride, float* x, int k, float* y, int o, nint ahead)
+    private static void Tile4x4<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o, nint ahead)
         where T : struct, IWideWeights
     {
-        var w1 = w0 + stride;
-        var w2 = w1 + stride;
-        var w3 = w2 + stride;
+        var w1 = w0 + gap;
+        var w2 = w1 + gap;
+        var w3 = w2 + gap;
         var x1 = x + k;
         var x2 = x1 + k;
         var x3 = x2 + k;
@@ -92,7 +102,7 @@ internal static unsafe partial class CpuGemv
         {
             if (ahead != 0)
             {
-                Prefetch(ahead, stride, i * T.ElementSize);
+                Prefetch(ahead, gap, i * T.ElementSize);
             }
 
             var v0 = Vector512.Load(x + i);
@@ -121,39 +131,40 @@ internal static unsafe partial class CpuGemv
             a33 = Avx512F.FusedMultiplyAdd(u, v3, a33);
         }
 
+        var (s1, s2, s3) = (span, 2 * span, 3 * span);
         y[0] = Finish<T>(a00, w0, x, i, k);
-        y[1] = Finish<T>(a10, w1, x, i, k);
-        y[2] = Finish<T>(a20, w2, x, i, k);
-        y[3] = Finish<T>(a30, w3, x, i, k);
+        y[s1] = Finish<T>(a10, w1, x, i, k);
+        y[s2] = Finish<T>(a20, w2, x, i, k);
+        y[s3] = Finish<T>(a30, w3, x, i, k);
         y[o] = Finish<T>(a01, w0, x1, i, k);
-        y[o + 1] = Finish<T>(a11, w1, x1, i, k);
-        y[o + 2] = Finish<T>(a21, w2, x1, i, k);
-        y[o + 3] = Finish<T>(a31, w3, x1, i, k);
-        y[2 * o] = Finish<T>(a02, w0, x2, i, k);
-        y[(2 * o) + 1] = Finish<T>(a12, w1, x2, i, k);
-        y[(2 * o) + 2] = Finish<T>(a22, w2, x2, i, k);
-        y[(2 * o) + 3] = Finish<T>(a32, w3, x2, i, k);
+        y[o + s1] = Finish<T>(a11, w1, x1, i, k);
+        y[o + s2] = Finish<T>(a21, w2, x1, i, k);
+        y[o + s3] = Finish<T>(a31, w3, x1, i, k);
+        y[(2 * o) + 0] = Finish<T>(a02, w0, x2, i, k);
+        y[(2 * o) + s1] = Finish<T>(a12, w1, x2, i, k);
+        y[(2 * o) + s2] = Finish<T>(a22, w2, x2, i, k);
+        y[(2 * o) + s3] = Finish<T>(a32, w3, x2, i, k);
         y[3 * o] = Finish<T>(a03, w0, x3, i, k);
-        y[(3 * o) + 1] = Finish<T>(a13, w1, x3, i, k);
-        y[(3 * o) + 2] = Finish<T>(a23, w2, x3, i, k);
-        y[(3 * o) + 3] = Finish<T>(a33, w3, x3, i, k);
+        y[(3 * o) + s1] = Finish<T>(a13, w1, x3, i, k);
+        y[(3 * o) + s2] = Finish<T>(a23, w2, x3, i, k);
+        y[(3 * o) + s3] = Finish<T>(a33, w3, x3, i, k);
     }
 
-    /// <summary>Four weight rows times one input row, prefetching as <see cref="Tile4x4{T}"/> does.</summary>
+    /// <summary>Four weight rows, <paramref name="gap"/> bytes apart, times one input row, prefetching as <see cref="Tile4x4{T}"/> does.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<T>(nint w0, nint stride, float* x, int k, float* y, nint ahead)
+    private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span, nint ahead)
         where T : struct, IWideWeights
     {
-        var w1 = w0 + stride;
-        var w2 = w1 + stride;
-        var w3 = w2 + stride;
+        var w1 = w0 + gap;
+        var w2 = w1 + gap;
+        var w3 = w2 + gap;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
             if (ahead != 0)
             {
-                Prefetch(ahead, stride, i * T.ElementSize);
+                Prefetch(ahead, gap, i * T.ElementSize);
             }
 
             var v = Vector512.Load(x + i);
@@ -164,20 +175,20 @@ internal static unsafe partial class CpuGemv
         }
 
         y[0] = Finish<T>(a0, w0, x, i, k);
-        y[1] = Finish<T>(a1, w1, x, i, k);
-        y[2] = Finish<T>(a2, w2, x, i, k);
-        y[3] = Finish<T>(a3, w3, x, i, k);
+        y[span] = Finish<T>(a1, w1, x, i, k);
+        y[2 * span] = Finish<T>(a2, w2, x, i, k);
+        y[3 * span] = Finish<T>(a3, w3, x, i, k);
     }
 
-    /// <summary>Into L2 (a prefetch never faults, so past the end of the weight is harmless): four rows at one byte offset.</summary>
+    /// <summary>Into L2 (a prefetch never faults, so past the end of the weight is harmless): four rows, <paramref name="gap"/> bytes apart, at one byte offset.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(nint ahead, nint stride, nint offset)
+    private static void Prefetch(nint ahead, nint gap, nint offset)
     {
         var at = (byte*)(ahead + offset);
         Sse.Prefetch1(at);
-        Sse.Prefetch1(at + stride);
-        Sse.Prefetch1(at + (2 * stride));
-        Sse.Prefetch1(at + (3 * stride));
+        Sse.Prefetch1(at + gap);
+        Sse.Prefetch1(at + (2 * gap));
+        Sse.Prefetch1(at + (3 * gap));
     }
 
     /// <summary>The AVX2 path's ending: the horizontal sum of (even chain + odd chain), then the scalar tail from <paramref name="i"/>.</summary>

@@ -15,9 +15,9 @@ namespace FlexOlmo.Core.Kernels;
 /// Written by hand because libtorch 2.10's CPU matrix-vector product runs on one core (measured here: 16.5 GB/s
 /// with 1 or 2 threads, against 34 GB/s for a plain read) and takes a slower path still for bf16 at one row, so
 /// decoding, which streams every weight once per token, ran at half the memory bandwidth. Accumulates in fp32
-/// (bf16 weights are widened exactly); used only without autograd. One row needs no software prefetch: the hardware
-/// prefetchers alone stream the weights at the speed of a plain sum of the same bytes (measured here; a prefetch 4 KB
-/// ahead was 0-13% slower). Several rows do: see <c>PrefetchRows</c>.
+/// (bf16 weights are widened exactly); used only without autograd. With AVX-512 every call, one row included, runs
+/// the tiles of four weight rows, which prefetch ahead (see <c>UsesAvx512</c> and <c>PrefetchRows</c>); without it, rows
+/// go one weight row at a time in AVX2 with the same arithmetic.
 /// </remarks>
 internal static unsafe partial class CpuGemv
 {
@@ -79,8 +79,15 @@ internal static unsafe partial class CpuGemv
     /// parallel pass (for example q, k and v, or an expert's gate and up): one wake of the cores instead of one per
     /// weight, and every output exactly what a call with that weight alone gives.
     /// </summary>
-    public static Tensor[] Linear(Tensor input, ReadOnlySpan<Tensor> weights)
+    public static Tensor[] Linear(Tensor input, ReadOnlySpan<Tensor> weights) => Linear(input, weights, UsesAvx512);
+
+    /// <summary>
+    /// As <see cref="Linear(Tensor, ReadOnlySpan{Tensor})"/>, on the AVX-512 tiles or (<paramref name="tiles"/> false, or a CPU
+    /// without AVX-512) on the AVX2 path: the same arithmetic, so the same bits.
+    /// </summary>
+    internal static Tensor[] Linear(Tensor input, ReadOnlySpan<Tensor> weights, bool tiles)
     {
+        tiles &= UsesAvx512;
         var k = (int)weights[0].size(1);
         var rows = (int)(input.numel() / k);
         var isBf16 = input.dtype == ScalarType.BFloat16;
@@ -128,7 +135,7 @@ internal static unsafe partial class CpuGemv
                 var first = task * job.PerTask;
                 var last = Math.Min(job.Outputs, first + job.PerTask);
                 var y = isBf16 ? (float*)resultsAddress + job.ScratchOffset : (float*)job.Output;
-                Block(job.Weight, (float*)xAddress, y, k, job.Outputs, first, last, rows, isBf16);
+                Block(job.Weight, (float*)xAddress, y, k, job.Outputs, first, last, rows, isBf16, tiles);
                 if (isBf16)
                 {
                     for (var m = 0; m < rows; m++)
@@ -156,9 +163,9 @@ internal static unsafe partial class CpuGemv
         return outputs;
     }
 
-    private static void Block(nint w, float* x, float* y, int k, int o, int first, int last, int rows, bool isBf16)
+    private static void Block(nint w, float* x, float* y, int k, int o, int first, int last, int rows, bool isBf16, bool tiles)
     {
-        if (UsesAvx512(rows))
+        if (tiles)
         {
             if (isBf16)
             {

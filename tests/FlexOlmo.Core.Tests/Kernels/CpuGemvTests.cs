@@ -37,7 +37,6 @@ public sealed class CpuGemvTests
     [InlineData(ScalarType.BFloat16, 70)]
     public void Linear_OfSeveralRows_EqualsEachRowAlone_BitForBit(ScalarType dtype, int rows)
     {
-        // Several rows take the AVX-512 tiles where the CPU has them, one row the AVX2 loop: the same arithmetic.
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(6);
@@ -48,6 +47,26 @@ public sealed class CpuGemvTests
         var alone = cat(Enumerable.Range(0, rows).Select(r => CpuGemv.Linear(input.narrow(0, r, 1), weight)).ToArray(), 0);
 
         Assert.True(together.equal(alone).all().item<bool>(), $"{dtype}, {rows} rows: a row's result depends on the rows beside it");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 1)]
+    [InlineData(ScalarType.Float32, 7)]
+    [InlineData(ScalarType.BFloat16, 1)]
+    [InlineData(ScalarType.BFloat16, 6)]
+    public void Linear_OnTheAvx2Path_EqualsTheAvx512Tiles_BitForBit(ScalarType dtype, int rows)
+    {
+        // A CPU with AVX-512 computes every call on the tiles, one without it on the AVX2 path: one arithmetic for both.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(9);
+        var weight = randn([777, 1030]).to(dtype);
+        var input = randn([rows, 1030]).to(dtype);
+
+        var tiles = CpuGemv.Linear(input, [weight], tiles: true)[0];
+        var avx2 = CpuGemv.Linear(input, [weight], tiles: false)[0];
+
+        Assert.True(tiles.equal(avx2).all().item<bool>(), $"{dtype}, {rows} rows: the AVX2 path and the tiles differ");
     }
 
     [Fact]
