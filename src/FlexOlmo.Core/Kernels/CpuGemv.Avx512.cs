@@ -140,7 +140,7 @@ internal static unsafe partial class CpuGemv
         y[o + s1] = Finish<T>(a11, w1, x1, i, k);
         y[o + s2] = Finish<T>(a21, w2, x1, i, k);
         y[o + s3] = Finish<T>(a31, w3, x1, i, k);
-        y[(2 * o) + 0] = Finish<T>(a02, w0, x2, i, k);
+        y[2 * o] = Finish<T>(a02, w0, x2, i, k);
         y[(2 * o) + s1] = Finish<T>(a12, w1, x2, i, k);
         y[(2 * o) + s2] = Finish<T>(a22, w2, x2, i, k);
         y[(2 * o) + s3] = Finish<T>(a32, w3, x2, i, k);
