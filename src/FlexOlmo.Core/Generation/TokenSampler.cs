@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using FlexOlmo.Core.Kernels;
 using FlexOlmo.Formats;
 using static TorchSharp.torch;
@@ -69,7 +68,7 @@ public sealed class TokenSampler : IDisposable
     /// fp32 or bf16 vector on the CPU is read in place (written by hand: libtorch's copy to float64 and argmax took about
     /// 1 ms of a 25 ms bf16 decode step at a 50k vocabulary, measured; this loop takes a few tens of microseconds).
     /// </summary>
-    internal static int Greedy(Tensor logits)
+    internal static unsafe int Greedy(Tensor logits)
     {
         if (logits.device_type != TorchSharp.DeviceType.CPU || logits.dim() != 1 || !logits.is_contiguous()
             || logits.dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
@@ -77,19 +76,21 @@ public sealed class TokenSampler : IDisposable
             return (int)logits.to(ScalarType.Float64).cpu().argmax().item<long>();
         }
 
-        var bytes = logits.bytes;
-        return logits.dtype == ScalarType.Float32
-            ? FirstLargest(MemoryMarshal.Cast<byte, float>(bytes), static v => v)
-            : FirstLargest(MemoryMarshal.Cast<byte, ushort>(bytes), BFloat16Bits.ToSingle);
+        var count = (int)logits.numel();
+        fixed (byte* values = logits.bytes)
+        {
+            return logits.dtype == ScalarType.Float32 ? FirstLargest<F32Elements>(values, count) : FirstLargest<Bf16Elements>(values, count);
+        }
     }
 
-    private static int FirstLargest<T>(ReadOnlySpan<T> values, Func<T, float> read)
+    private static unsafe int FirstLargest<T>(void* values, int count)
+        where T : struct, IElements
     {
         var best = 0;
         var bestValue = float.NegativeInfinity;
-        for (var i = 0; i < values.Length; i++)
+        for (var i = 0; i < count; i++)
         {
-            var value = read(values[i]);
+            var value = T.Load1(values, i);
             if (float.IsNaN(value))
             {
                 return i;
