@@ -35,7 +35,7 @@ internal static unsafe partial class CpuGemv
     /// prefetch too: on a 2-core Xeon with AMX (measured on 64 cold [2816, 1024] weights) the AVX2 row-at-a-time path
     /// streamed fp32 at 17-18 GB/s and bf16 at 13-16, the tiles at 24-29 and 18-21 (libtorch's fp32 product: 25).
     /// </summary>
-    private static bool UsesAvx512 => Avx512F.IsSupported;
+    internal static bool UsesAvx512 => Avx512F.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block512<T>(nint w, float* x, float* y, int k, int o, int first, int last, int rows)

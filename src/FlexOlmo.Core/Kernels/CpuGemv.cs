@@ -37,7 +37,7 @@ internal static unsafe partial class CpuGemv
     public const int MaxRowsRowInvariant = 512;
 
     /// <summary>Below this many weight elements in a pass, the calling thread computes it alone: the weights live in cache and waking another core costs more.</summary>
-    private const long ParallelElements = 1 << 18;
+    internal const long ParallelElements = 1 << 18;
 
     private const int RowsPerPass = MaxRowsBatched;
     /// <summary>Tasks per thread in a pass: a thread that starts late finds work left, so the threads finish together.</summary>
@@ -54,22 +54,24 @@ internal static unsafe partial class CpuGemv
     /// Whether <see cref="Linear(Tensor, Tensor)"/> applies to this input and weight. With <paramref name="rowInvariant"/> it takes up to
     /// <see cref="MaxRowsRowInvariant"/> rows of either dtype, since it computes every row the same way whatever their number.
     /// </summary>
-    public static bool Applies(Tensor input, Tensor weight, bool rowInvariant = false)
-    {
-        if (!ManagedKernels.Usable(input, weight))
-        {
-            return false;
-        }
+    public static bool Applies(Tensor input, Tensor weight, bool rowInvariant = false) =>
+        ManagedKernels.Usable(input, weight) && input.dim() > 0 && input.size(-1) > 0 && input.is_contiguous()
+        && Takes(weight, input.dtype, input.size(-1), input.numel() / input.size(-1), rowInvariant);
 
-        if (weight.dim() != 2 || input.dim() == 0 || weight.size(1) != input.size(-1) || input.size(-1) == 0)
+    /// <summary>
+    /// Whether the kernel takes <paramref name="weight"/> [O, K] for <paramref name="rows"/> contiguous input rows of
+    /// <paramref name="dtype"/> with <paramref name="features"/> columns (the caller checks devices and autograd).
+    /// </summary>
+    internal static bool Takes(Tensor weight, ScalarType dtype, long features, long rows, bool rowInvariant)
+    {
+        if (weight.dim() != 2 || weight.size(1) != features)
         {
             return false; // a width mismatch is libtorch's to report; the kernel trusts the shapes it is given
         }
 
-        var rows = input.numel() / input.size(-1);
         var maxRows = rowInvariant ? MaxRowsRowInvariant : MaxRowsBatched;
-        return rows <= maxRows && weight.numel() > 0 && weight.is_contiguous() && input.is_contiguous()
-            && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && input.dtype == weight.dtype
+        return rows <= maxRows && weight.numel() > 0 && weight.is_contiguous()
+            && weight.dtype is ScalarType.Float32 or ScalarType.BFloat16 && dtype == weight.dtype
             && weight.numel() * weight.ElementSize < int.MaxValue;
     }
 
@@ -105,7 +107,7 @@ internal static unsafe partial class CpuGemv
             elements += (long)o * k;
             shape[^1] = o;
             outputs[j] = empty(shape, input.dtype); // [..., O_j]
-            var perTask = (Math.Max(MinOutputsPerTask, (o + (parallelism * TasksPerThread) - 1) / (parallelism * TasksPerThread)) + 3) / 4 * 4; // whole 4-row tiles
+            var perTask = OutputsPerTask(o, parallelism, 4); // whole 4-row tiles
             jobs[j] = new Job(Address(weights[j]), Address(outputs[j]), o, perTask, (o + perTask - 1) / perTask, scratchFloats);
             scratchFloats += isBf16 ? (long)rows * o : 0; // bf16 results are summed in fp32 here, then rounded once into the output
         }
@@ -165,7 +167,23 @@ internal static unsafe partial class CpuGemv
         return outputs;
     }
 
-    private static void Block(nint w, float* x, float* y, int k, int o, int first, int last, int rows, bool isBf16, bool tiles)
+    /// <summary>
+    /// How many of a weight's <paramref name="outputs"/> one task computes: about <see cref="TasksPerThread"/> tasks per
+    /// thread, at least <see cref="MinOutputsPerTask"/>, a whole multiple of <paramref name="multiple"/>.
+    /// </summary>
+    internal static int OutputsPerTask(int outputs, int parallelism, int multiple)
+    {
+        var tasks = parallelism * TasksPerThread;
+        var perTask = Math.Max(MinOutputsPerTask, (outputs + tasks - 1) / tasks);
+        return (perTask + multiple - 1) / multiple * multiple;
+    }
+
+    /// <summary>
+    /// Outputs [<paramref name="first"/>, <paramref name="last"/>) of x [rows, K] (fp32) times W [O, K] (fp32 or bf16 at
+    /// <paramref name="w"/>) transposed, into y[m * <paramref name="o"/> + output] in fp32; on the AVX-512 tiles where
+    /// <paramref name="tiles"/>, on the AVX2 path otherwise, with the same arithmetic.
+    /// </summary>
+    internal static void Block(nint w, float* x, float* y, int k, int o, int first, int last, int rows, bool isBf16, bool tiles)
     {
         if (tiles)
         {
@@ -195,7 +213,7 @@ internal static unsafe partial class CpuGemv
         }
     }
 
-    private static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref t.bytes.GetPinnableReference());
+    internal static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref t.bytes.GetPinnableReference());
 
     /// <summary>The calling thread's scratch of at least <paramref name="floats"/> floats, kept between calls (decode calls this thousands of times a second).</summary>
     private static float[] Scratch(long floats)
@@ -209,7 +227,7 @@ internal static unsafe partial class CpuGemv
     }
 
     /// <summary>bf16 to fp32, exactly.</summary>
-    private static void Widen(ushort* source, float* target, long count)
+    internal static void Widen(ushort* source, float* target, long count)
     {
         long i = 0;
         for (; i + 8 <= count; i += 8)
@@ -224,7 +242,7 @@ internal static unsafe partial class CpuGemv
     }
 
     /// <summary>fp32 to bf16 with libtorch's rounding.</summary>
-    private static void Narrow(float* source, ushort* target, int count)
+    internal static void Narrow(float* source, ushort* target, int count)
     {
         var i = 0;
         for (; i + 8 <= count; i += 8)

@@ -59,7 +59,7 @@ internal static unsafe class CpuSwiGlu
     /// element's lane never depends on the row count.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Row<T>(void* gate, void* up, void* output, int width)
+    internal static void Row<T>(void* gate, void* up, void* output, int width)
         where T : struct, IElements
     {
         var i = 0;

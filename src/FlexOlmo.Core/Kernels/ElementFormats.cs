@@ -9,6 +9,9 @@ namespace FlexOlmo.Core.Kernels;
 /// </summary>
 internal unsafe interface IElements
 {
+    /// <summary>Bytes per element.</summary>
+    static abstract int Size { get; }
+
     /// <summary>Eight elements from <paramref name="i"/>, widened exactly to fp32.</summary>
     static abstract Vector256<float> Load8(void* p, int i);
 
@@ -29,6 +32,8 @@ internal unsafe interface IElements
 
 internal readonly unsafe struct F32Elements : IElements
 {
+    public static int Size => 4;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(void* p, int i) => Vector256.Load((float*)p + i);
 
@@ -50,6 +55,8 @@ internal readonly unsafe struct F32Elements : IElements
 
 internal readonly unsafe struct Bf16Elements : IElements
 {
+    public static int Size => 2;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(void* p, int i) => BFloat16Bits.ToSingle(Vector128.Load((ushort*)p + i));
 

@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
@@ -87,9 +88,10 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
                 trace.AddChoices(topIndices, topWeights);
             }
 
-            output = flat.size(0) == 1 && trace is null
-                ? SingleToken(flat, topIndices, topWeights, mode) // [1, H]
-                : Dispatch(flat, topIndices, topWeights, trace, mode); // [N, H]
+            output = Managed(flat, topIndices, topWeights, trace, mode) // [N, H]
+                ?? (flat.size(0) == 1 && trace is null
+                    ? SingleToken(flat, topIndices, topWeights, mode) // [1, H]
+                    : Dispatch(flat, topIndices, topWeights, trace, mode)); // [N, H]
         }
 
         return output.view(batch, tokens, hidden).MoveToOuterDisposeScope(); // [B, T, H]
@@ -106,6 +108,35 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         }
 
         return output!;
+    }
+
+    /// <summary>
+    /// Whether decode-sized inputs take <see cref="CpuExperts"/> (two kernel passes over all the routed experts and a
+    /// managed weighted sum) where it applies; on by default. Its numbers are the dispatch's bit for bit, so this is a
+    /// switch for tests and measurements only.
+    /// </summary>
+    internal bool ManagedExperts { get; set; } = true;
+
+    /// <summary>The routed experts through <see cref="CpuExperts"/>, with <see cref="Dispatch"/>'s numbers; null where it does not apply. -> [N, H]</summary>
+    private Tensor? Managed(Tensor flat, Tensor topIndices, Tensor topWeights, RouterTrace? trace, LinearMode mode)
+    {
+        if (!ManagedExperts || !ManagedKernels.Usable(flat, topIndices))
+        {
+            return null;
+        }
+
+        var routes = ExpertRoutes.Of(topIndices, topWeights, NumExperts);
+        if (!CpuExperts.Applies(flat, _expertArray, routes, Olmo2Linear.RowInvariant(flat, mode)))
+        {
+            return null;
+        }
+
+        for (var e = 0; e < NumExperts; e++)
+        {
+            trace?.AddUsage(e, routes.PerExpert[e], NumExperts);
+        }
+
+        return CpuExperts.Forward(flat, _expertArray, routes);
     }
 
     /// <summary>

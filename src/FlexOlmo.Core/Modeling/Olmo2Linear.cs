@@ -80,6 +80,6 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Whether rows must be computed as one-row calls would: asked for, and possible (CPU, no autograd).</summary>
-    private static bool RowInvariant(Tensor input, LinearMode mode) =>
+    internal static bool RowInvariant(Tensor input, LinearMode mode) =>
         mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
 }

@@ -1,0 +1,131 @@
+using System.Text.Json.Nodes;
+using FlexOlmo.Core.Configuration;
+using FlexOlmo.Core.Kernels;
+using FlexOlmo.Core.Modeling;
+using static TorchSharp.torch;
+
+namespace FlexOlmo.Core.Tests.Kernels;
+
+public sealed class CpuExpertsTests
+{
+    [Theory]
+    [InlineData(ScalarType.Float32, 1, LinearMode.Batched, false)]
+    [InlineData(ScalarType.Float32, 16, LinearMode.Batched, true)]
+    [InlineData(ScalarType.Float32, 40, LinearMode.RowInvariant, false)]
+    [InlineData(ScalarType.BFloat16, 1, LinearMode.Batched, true)]
+    [InlineData(ScalarType.BFloat16, 7, LinearMode.Batched, false)]
+    [InlineData(ScalarType.BFloat16, 16, LinearMode.Batched, true)]
+    [InlineData(ScalarType.BFloat16, 40, LinearMode.RowInvariant, true)]
+    public void MoeForward_OnTheManagedExperts_EqualsTheLibtorchDispatch_BitForBit(ScalarType dtype, int tokens, LinearMode mode, bool masked)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(21);
+        var block = Block(dtype);
+        var x = randn([tokens, 1, Hidden]).to(dtype); // [B, T, H]
+        var bias = masked ? Mask(tokens) : null; // [B, E]
+        Assert.True(Applies(block, x, bias, mode), "the managed experts must take this case, or the test compares the dispatch with itself");
+
+        var managed = block.Forward(x, bias, null, mode);
+        block.ManagedExperts = false;
+        var dispatched = block.Forward(x, bias, null, mode);
+
+        Assert.Equal(dtype, managed.dtype);
+        Assert.True(managed.equal(dispatched).all().item<bool>(), $"largest difference {(managed.to(ScalarType.Float32) - dispatched.to(ScalarType.Float32)).abs().max().item<float>():E2}");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Forward_OnTheAvx2Path_EqualsTheAvx512Tiles_BitForBit(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(22);
+        var block = Block(dtype);
+        var flat = randn([9, Hidden]).to(dtype); // [N, H]
+        var routes = Routes(block, flat, null);
+
+        var tiles = CpuExperts.Forward(flat, block.Experts, routes, tiles: true);
+        var avx2 = CpuExperts.Forward(flat, block.Experts, routes, tiles: false);
+
+        Assert.True(tiles.equal(avx2).all().item<bool>());
+    }
+
+    [Fact]
+    public void Applies_IsFalse_WhereAnExpertsProductsWouldNotRunOnTheKernel()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(23);
+        var block = Block(ScalarType.Float32);
+        using (no_grad())
+        {
+            var many = randn([40, 1, Hidden]); // some expert gets more rows than a batched kernel call takes
+            Assert.False(Applies(block, many, null, LinearMode.Batched));
+            Assert.True(Applies(block, many, null, LinearMode.RowInvariant));
+        }
+
+        Assert.False(Applies(block, randn([2, 1, Hidden]), null, LinearMode.Batched)); // autograd on
+    }
+
+    [Fact]
+    public void Forward_WithEveryExpertMaskedForAToken_GivesThatTokenZeros()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(24);
+        var block = Block(ScalarType.Float32);
+        var x = randn([3, 1, Hidden]);
+        var inf = float.NegativeInfinity;
+        var bias = tensor(new[]
+        {
+            0, 0, 0, 0, 0, 0,
+            inf, inf, inf, inf, inf, inf, // opted out of everything: the softmax gives NaN weights, which are kept as in the dispatch
+            inf, inf, inf, inf, inf, 0, // one expert left
+        }, [3, Experts]);
+
+        var managed = block.Forward(x, bias, null, LinearMode.Batched);
+        block.ManagedExperts = false;
+        var dispatched = block.Forward(x, bias, null, LinearMode.Batched);
+
+        Assert.Equal(managed.isnan().sum().item<long>(), dispatched.isnan().sum().item<long>());
+        Assert.True(managed.nan_to_num().equal(dispatched.nan_to_num()).all().item<bool>());
+    }
+
+    private const int Hidden = 130; // not a multiple of the vector widths: the scalar tails run
+    private const int Experts = 6;
+
+    private static FlexOlmoSparseMoeBlock Block(ScalarType dtype)
+    {
+        var config = ModelConfig.FromJson(JsonNode.Parse($$"""
+            {"model_type":"flex_olmo","vocab_size":64,"hidden_size":{{Hidden}},"intermediate_size":1202,"num_hidden_layers":1,
+             "num_attention_heads":5,"num_local_experts":{{Experts}},"num_experts_per_tok":2}
+            """)!.AsObject(), "test.json"); // 1202 columns: silu·up's scalar tail, and enough weight to run over the cores
+        var block = new FlexOlmoSparseMoeBlock(config, CPU, dtype);
+        using var noGrad = no_grad();
+        foreach (var (_, parameter) in block.named_parameters())
+        {
+            parameter.normal_(0, 0.1);
+        }
+
+        return block;
+    }
+
+    /// <summary>About a third of the experts off, per row: [B, E] of 0 and -inf.</summary>
+    private static Tensor Mask(int rows) => where(rand([rows, Experts]) < 0.35, float.NegativeInfinity, 0f);
+
+    private static bool Applies(FlexOlmoSparseMoeBlock block, Tensor x, Tensor? bias, LinearMode mode)
+    {
+        var flat = x.reshape(-1, Hidden); // [N, H]
+        return CpuExperts.Applies(flat, block.Experts, Routes(block, flat, bias), Olmo2Linear.RowInvariant(flat, mode));
+    }
+
+    /// <summary>The block's own routing of <paramref name="flat"/>: softmax over the masked router logits in fp32, then top-2.</summary>
+    private static ExpertRoutes Routes(FlexOlmoSparseMoeBlock block, Tensor flat, Tensor? bias)
+    {
+        var logits = block.Gate.Compute(flat, LinearMode.Batched).to(ScalarType.Float32);
+        var probabilities = (bias is null ? logits : logits + bias).softmax(-1, ScalarType.Float32);
+        var (weights, indices) = probabilities.topk(2, -1);
+        return ExpertRoutes.Of(indices, weights, Experts);
+    }
+}
