@@ -86,7 +86,13 @@ internal static unsafe class CpuRmsNorm
         }
 
         var scale = 1f / MathF.Sqrt((sum / width) + eps);
-        for (i = 0; i < width; i++)
+        var scales = Vector256.Create(scale);
+        for (i = 0; i + 8 <= width; i += 8)
+        {
+            T.Store8(y, i, T.Load8(w, i) * (T.Load8(x, i) * scales)); // each lane as the scalar tail computes it
+        }
+
+        for (; i < width; i++)
         {
             T.Store1(y, i, T.Load1(w, i) * (T.Load1(x, i) * scale));
         }
