@@ -120,9 +120,9 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     /// <summary>The routed experts through <see cref="CpuExperts"/>, with <see cref="Dispatch"/>'s numbers; null where it does not apply. -> [N, H]</summary>
     private Tensor? Managed(Tensor flat, Tensor topIndices, Tensor topWeights, RouterTrace? trace, LinearMode mode)
     {
-        if (!ManagedExperts || !ManagedKernels.Usable(flat, topIndices))
+        if (!ManagedExperts || flat.size(0) * topIndices.size(1) > CpuExperts.MaxPairs || !ManagedKernels.Usable(flat, topIndices))
         {
-            return null;
+            return null; // a prefill-sized batch is not copied out to find that out
         }
 
         var routes = ExpertRoutes.Of(topIndices, topWeights, NumExperts);
@@ -140,7 +140,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     }
 
     /// <summary>
-    /// One token (a decode step): its k experts straight away, with <see cref="Dispatch"/>'s arithmetic exactly (each
+    /// One token (a decode step) where <see cref="CpuExperts"/> does not apply (another device): its k experts straight away, with <see cref="Dispatch"/>'s arithmetic exactly (each
     /// contribution weighted in fp32, cast, then added to zero in increasing expert order, as index_add_ does there), but
     /// without the sort, gathers and scatter, whose dozen small ops cost more than the arithmetic at one token.
     /// </summary>
