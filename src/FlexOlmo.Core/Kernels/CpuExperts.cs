@@ -83,7 +83,7 @@ internal static unsafe class CpuExperts
 
         var parallelism = Math.Max(1, get_num_threads());
         var plan = Plan.Of(experts, routes, hidden, parallelism);
-        var scratch = Scratch(ref _scratch, ((long)pairs * hidden * 2) + plan.IntermediateFloats); // x [M, H], y [M, H], h [M, sum of I]
+        var scratch = CpuGemv.Scratch(ref _scratch, ((long)pairs * hidden * 2) + plan.IntermediateFloats); // x [M, H], y [M, H], h [M, sum of I]
         fixed (float* buffer = scratch)
         {
             var x = buffer; // [M, H]: each pair's token, in fp32
@@ -169,16 +169,6 @@ internal static unsafe class CpuExperts
         }
     }
 
-    private static float[] Scratch(ref float[]? scratch, long floats)
-    {
-        if (scratch is null || scratch.Length < floats)
-        {
-            scratch = GC.AllocateUninitializedArray<float>((int)Math.Max(floats, 1024), pinned: true);
-        }
-
-        return scratch;
-    }
-
     /// <summary>
     /// Where each routed expert's pairs, weights and intermediate activations lie, and how each pass splits into tasks:
     /// a task is one expert's outputs [first, last) of gate and up together (then silu·up of those columns), or of down.
@@ -241,7 +231,7 @@ internal static unsafe class CpuExperts
             var width = last - first;
             var rows = part.Rows;
             var taskFloats = (long)rows * width;
-            var scratch = Scratch(ref _taskScratch, 3 * taskFloats);
+            var scratch = CpuGemv.Scratch(ref _taskScratch, 3 * taskFloats);
             fixed (float* buffer = scratch)
             {
                 var gate = buffer; // [rows, width]

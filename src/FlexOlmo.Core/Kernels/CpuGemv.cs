@@ -113,7 +113,7 @@ internal static unsafe partial class CpuGemv
         }
 
         var xFloats = isBf16 ? (long)rows * k : 0;
-        var scratch = Scratch(xFloats + scratchFloats);
+        var scratch = Scratch(ref _scratch, xFloats + scratchFloats);
         fixed (float* buffer = scratch)
         {
             var x = (float*)Address(input);
@@ -215,15 +215,18 @@ internal static unsafe partial class CpuGemv
 
     internal static nint Address(Tensor t) => (nint)Unsafe.AsPointer(ref t.bytes.GetPinnableReference());
 
-    /// <summary>The calling thread's scratch of at least <paramref name="floats"/> floats, kept between calls (decode calls this thousands of times a second).</summary>
-    private static float[] Scratch(long floats)
+    /// <summary>
+    /// <paramref name="scratch"/> (a thread's own, kept between calls: decode calls this thousands of times a second),
+    /// replaced by a larger pinned array when it holds fewer than <paramref name="floats"/> floats.
+    /// </summary>
+    internal static float[] Scratch(ref float[]? scratch, long floats)
     {
-        if (_scratch is null || _scratch.Length < floats)
+        if (scratch is null || scratch.Length < floats)
         {
-            _scratch = GC.AllocateUninitializedArray<float>((int)Math.Max(floats, 1024), pinned: true);
+            scratch = GC.AllocateUninitializedArray<float>((int)Math.Max(floats, 1024), pinned: true);
         }
 
-        return _scratch;
+        return scratch;
     }
 
     /// <summary>bf16 to fp32, exactly.</summary>
