@@ -166,7 +166,7 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
     {
         using var scope = NewDisposeScope();
         var length = (int)ids.size(1);
-        var positions = arange(start, start + length, ScalarType.Int64, model.Device).unsqueeze(1); // [L, 1]
+        var positions = GarbageFreeOps.Range(start, start + length, model.Device).unsqueeze(1); // [L, 1]
         var rowBias = bias?.expand(length, -1); // [L, E]
         return model.ForwardRows(ids.reshape(length, 1), positions, [cache], rowBias, null, LinearMode.RowInvariant, [length]).MoveToOuterDisposeScope(); // [1, 1, V]
     }

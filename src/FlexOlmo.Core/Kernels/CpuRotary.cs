@@ -23,7 +23,7 @@ internal static unsafe class CpuRotary
         && x.dim() == 4 && x.size(2) == 1 && x.size(3) % 2 == 0 && x.numel() < int.MaxValue
         && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 && x.is_contiguous()
         && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()
-        && cos.shape.SequenceEqual(new[] { x.size(0), 1, x.size(3) }) && sin.shape.SequenceEqual(cos.shape);
+        && cos.dim() == 3 && cos.size(0) == x.size(0) && cos.size(1) == 1 && cos.size(2) == x.size(3) && TensorShapes.Same(sin, cos);
 
     /// <summary>x [B, N, 1, D] rotated by cos/sin [B, 1, D] fp32 -> [B, N, 1, D] in x's dtype.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)

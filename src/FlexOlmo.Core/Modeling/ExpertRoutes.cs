@@ -33,8 +33,8 @@ internal sealed class ExpertRoutes
     public static ExpertRoutes Of(Tensor topIndices, Tensor topWeights, int experts)
     {
         var k = (int)topIndices.size(1);
-        var indices = topIndices.contiguous().data<long>().ToArray(); // [N*k]
-        var weights = topWeights.contiguous().data<float>().ToArray(); // [N*k]
+        var indices = GarbageFreeOps.ToArray<long>(topIndices); // [N*k]
+        var weights = GarbageFreeOps.ToArray<float>(topWeights); // [N*k]
         var perExpert = new int[experts];
         foreach (var (e, w) in indices.Zip(weights))
         {

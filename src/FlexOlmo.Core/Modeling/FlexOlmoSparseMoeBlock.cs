@@ -64,7 +64,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         }
 
         trace?.AddLogits(routerLogits);
-        var masked = expertBias is null ? routerLogits : routerLogits + expertBias.repeat_interleave(tokens, 0); // [N, E]
+        var masked = expertBias is null ? routerLogits : GarbageFreeOps.Add(routerLogits, expertBias.repeat_interleave(tokens, 0)); // [N, E]
         var probabilities = masked.softmax(-1, ScalarType.Float32); // [N, E]
         Tensor output;
         if (_topK == NumExperts && expertBias is null && !_normTopkProb && trace is not { RecordChoices: true })
@@ -146,8 +146,8 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     /// </summary>
     private Tensor SingleToken(Tensor flat, Tensor topIndices, Tensor topWeights, LinearMode mode)
     {
-        var experts = topIndices.data<long>().ToArray(); // [k]
-        var weights = topWeights.data<float>().ToArray(); // [k]
+        var experts = GarbageFreeOps.ToArray<long>(topIndices); // [k]
+        var weights = GarbageFreeOps.ToArray<float>(topWeights); // [k]
         var order = Enumerable.Range(0, experts.Length).Where(j => !(weights[j] <= 0)).OrderBy(j => experts[j]).ToArray();
         var output = zeros_like(flat); // [1, H]
         foreach (var j in order)
@@ -171,7 +171,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         var routedExpert = pairExpert.masked_fill(pairWeight.le(0), NumExperts); // [N*k], dropped pairs -> E
         var order = routedExpert.argsort(); // [N*k]
         var counts = routedExpert.bincount(null, NumExperts + 1).cpu(); // [E+1]
-        var perExpert = counts.data<long>().ToArray();
+        var perExpert = GarbageFreeOps.ToArray<long>(counts);
         for (var e = 0; e < NumExperts; e++)
         {
             trace?.AddUsage(e, perExpert[e], NumExperts);

@@ -16,10 +16,12 @@ public sealed class ForwardContext : IDisposable
 {
     private readonly IReadOnlyList<KvCache>? _rowCaches;
     private readonly IReadOnlyList<int>? _rowTokens;
+    private readonly Tensor?[]? _chunkMasks; // per sequence: its prompt chunk's causal mask over its cache, made by the first layer
 
     private ForwardContext(Tensor cos, Tensor sin, Tensor? mask, bool isCausal, KvCache? cache, IReadOnlyList<KvCache>? rowCaches, LinearMode linearMode, long newTokens, IReadOnlyList<int>? rowTokens = null)
     {
         _rowTokens = rowTokens;
+        _chunkMasks = rowCaches is null ? null : new Tensor?[rowCaches.Count];
         Cos = cos;
         Sin = sin;
         Mask = mask;
@@ -66,8 +68,8 @@ public sealed class ForwardContext : IDisposable
         if (keyMask is not null)
         {
             var total = past + newTokens;
-            var queryPositions = arange(past, total, ScalarType.Int64, device).unsqueeze(1); // [T, 1]
-            var keyPositions = arange(0, total, ScalarType.Int64, device).unsqueeze(0); // [1, S]
+            var queryPositions = GarbageFreeOps.Range(past, total, device).unsqueeze(1); // [T, 1]
+            var keyPositions = GarbageFreeOps.Range(0, total, device).unsqueeze(0); // [1, S]
             mask = mask.logical_and(keyMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1)); // [B, 1, T, S]
             // A padding query sees no real key; letting it see itself keeps its row finite (no NaN from an empty softmax).
             mask = mask.logical_or(keyPositions.eq(queryPositions).unsqueeze(0).unsqueeze(0));
@@ -119,7 +121,7 @@ public sealed class ForwardContext : IDisposable
                     using var scope = NewDisposeScope();
                     caches[s].Store(layer, key.narrow(0, row, length).transpose(0, 2), value.narrow(0, row, length).transpose(0, 2)); // [1, K, L, D] each
                     var past = caches[s].Length;
-                    var mask = past == 0 ? null : CausalMask(past, length, query.device); // [1, 1, L, S]
+                    var mask = past == 0 ? null : (_chunkMasks![s] ??= CausalMask(past, length, query.device).DetachFromDisposeScope()); // [1, 1, L, S], the same in every layer
                     var chunk = query.narrow(0, row, length).transpose(0, 2); // [1, N, L, D]
                     outputs[s] = AttendCached(chunk, caches[s], layer, mask, isCausal: past == 0, newTokens: length).transpose(0, 2).MoveToOuterDisposeScope(); // [L, N, 1, D]
                 }
@@ -127,7 +129,7 @@ public sealed class ForwardContext : IDisposable
                 row += length;
             }
 
-            return cat(outputs, 0); // [R, N, 1, D]
+            return GarbageFreeOps.CatRows(outputs); // [R, N, 1, D]
         }
 
         if (Cache is { } cache)
@@ -163,8 +165,8 @@ public sealed class ForwardContext : IDisposable
     {
         using var scope = NewDisposeScope();
         var total = past + newTokens;
-        var queryPositions = arange(past, total, ScalarType.Int64, device).unsqueeze(1); // [T, 1]
-        var keyPositions = arange(0, total, ScalarType.Int64, device).unsqueeze(0); // [1, S]
+        var queryPositions = GarbageFreeOps.Range(past, total, device).unsqueeze(1); // [T, 1]
+        var keyPositions = GarbageFreeOps.Range(0, total, device).unsqueeze(0); // [1, S]
         return keyPositions.le(queryPositions).unsqueeze(0).unsqueeze(0).MoveToOuterDisposeScope(); // [1, 1, T, S]
     }
 
@@ -196,5 +198,9 @@ public sealed class ForwardContext : IDisposable
         Cos.Dispose();
         Sin.Dispose();
         Mask?.Dispose();
+        foreach (var mask in _chunkMasks ?? [])
+        {
+            mask?.Dispose();
+        }
     }
 }

@@ -43,13 +43,13 @@ public sealed class Olmo2DecoderLayer : nn.Module
     {
         using var scope = NewDisposeScope();
         var attended = _selfAttention.Forward(x, context); // [B, T, H]
-        var h = x + _postAttentionLayerNorm.forward(attended); // [B, T, H]
+        var h = GarbageFreeOps.Add(x, _postAttentionLayerNorm.forward(attended)); // [B, T, H]
         var mixed = _mlp switch
         {
             FlexOlmoSparseMoeBlock moe => moe.Forward(h, expertBias, trace, context.LinearMode),
             Olmo2Mlp mlp => mlp.Compute(h, context.LinearMode),
             _ => throw new InvalidOperationException("unknown MLP module"),
         }; // [B, T, H]
-        return (h + _postFeedForwardLayerNorm.forward(mixed)).MoveToOuterDisposeScope(); // [B, T, H]
+        return GarbageFreeOps.Add(h, _postFeedForwardLayerNorm.forward(mixed)).MoveToOuterDisposeScope(); // [B, T, H]
     }
 }

@@ -60,7 +60,7 @@ public sealed class Olmo2Model : nn.Module
         var batch = inputIds.size(0);
         var tokens = inputIds.size(1);
         var past = cache?.Length ?? 0;
-        positionIds ??= arange(past, past + tokens, ScalarType.Int64, _device).unsqueeze(0).expand(batch, tokens); // [B, T]
+        positionIds ??= GarbageFreeOps.Range(past, past + tokens, _device).unsqueeze(0).expand(batch, tokens); // [B, T]
         using var context = ForwardContext.Create(_rotary, positionIds, keyMask, cache, tokens, _device);
         return Run(inputIds, context, expertBias, trace).MoveToOuterDisposeScope(); // [B, T, H]
     }

@@ -29,7 +29,7 @@ public sealed class Olmo2RotaryEmbedding
         using var scope = NewDisposeScope();
         var positions = positionIds.to(ScalarType.Float32).unsqueeze(-1); // [B, T, 1]
         var frequencies = positions * _inverseFrequencies; // [B, T, D/2]
-        var embedding = cat([frequencies, frequencies], -1); // [B, T, D]
+        var embedding = frequencies.repeat(1, 1, 2); // [B, T, D]: the frequencies twice over, as HF's cat(freqs, freqs)
         return (embedding.cos().MoveToOuterDisposeScope(), embedding.sin().MoveToOuterDisposeScope());
     }
 
