@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using FlexOlmo.Core.Configuration;
 using FlexOlmo.Core.Generation;
 using FlexOlmo.Core.Modeling;
 using Microsoft.Extensions.Logging;
@@ -114,7 +115,7 @@ internal sealed class GenerationEngine : IDisposable
                     }
                 }
 
-                var chunks = PlanPrefill(prefilling);
+                var chunks = PlanPrefill(prefilling, _host.Model.Config);
                 _metrics.Active = active.Count;
                 if (active.Count == 0 && chunks.Count == 0)
                 {
@@ -177,14 +178,14 @@ internal sealed class GenerationEngine : IDisposable
     /// The prompt chunks this step takes, in order of arrival: up to <see cref="PromptTokensPerStep"/> positions (always
     /// at least one chunk), each exactly the chunk <c>generate</c> would run next for that prompt.
     /// </summary>
-    private static List<Part> PlanPrefill(List<EngineSequence> prefilling)
+    private static List<Part> PlanPrefill(List<EngineSequence> prefilling, ModelConfig config)
     {
         var chunks = new List<Part>();
         var spent = 0;
         foreach (var sequence in prefilling)
         {
             var promptLength = sequence.State.Request.PromptIds.Count;
-            var (start, length) = PrefillChunks.Next(sequence.Prefilled, promptLength);
+            var (start, length) = PrefillChunks.Next(sequence.Prefilled, promptLength, config);
             if (spent > 0 && spent + length > PromptTokensPerStep)
             {
                 break;

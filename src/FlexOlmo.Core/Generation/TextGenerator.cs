@@ -72,7 +72,7 @@ public sealed class TextGenerator(Olmo2ForCausalLM model, ITextTokenizer? tokeni
             var promptIds = tensor(ids, [rows.Count, longest]).to(device); // [B, P]
             var promptPositions = tensor(positions, [rows.Count, longest]).to(device); // [B, P]
             var logits = empty(0);
-            foreach (var (start, length) in PrefillChunks.Of(longest))
+            foreach (var (start, length) in PrefillChunks.Of(longest, model.Config))
             {
                 logits.Dispose(); // only the last chunk's logits are needed
                 if (rows.Count == 1)
