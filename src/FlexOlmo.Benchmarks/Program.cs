@@ -49,8 +49,14 @@ var perClient = new Option<int>("--requests-per-client") { DefaultValueFactory =
 var serveTokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 32 };
 serve.Options.Add(clients);
 serve.Options.Add(perClient);
+var sections = new Option<string[]>("--sections") { DefaultValueFactory = _ => ServeBenchmark.Sections, AllowMultipleArgumentsPerToken = true, Description = $"Parts to run: {string.Join(", ", ServeBenchmark.Sections)}." };
+sections.AcceptOnlyFromAmong(ServeBenchmark.Sections);
+var longRounds = new Option<int>("--long-prompt-rounds") { DefaultValueFactory = _ => 3, Description = "Times the long prompt arrives while 8 clients decode, each reported." };
 serve.Options.Add(serveTokens);
-serve.SetAction((r, ct) => ServeBenchmark.RunAsync(r.GetValue(device)!, r.GetValue(dtypes)![0], r.GetValue(clients)!, r.GetValue(perClient), r.GetValue(serveTokens), r.GetValue(json)));
+serve.Options.Add(sections);
+serve.Options.Add(longRounds);
+serve.SetAction((r, ct) => ServeBenchmark.RunAsync(
+    r.GetValue(device)!, r.GetValue(dtypes)![0], r.GetValue(clients)!, r.GetValue(perClient), r.GetValue(serveTokens), r.GetValue(sections)!, r.GetValue(longRounds), r.GetValue(json)));
 
 var scale = new Command("scale", "The scale ladder: train, compose and decode from tiny to 1B, with how each figure grows with the parameter count (real-size issue).");
 var sizes = new Option<string[]>("--sizes") { DefaultValueFactory = _ => ScaleBenchmark.Names, AllowMultipleArgumentsPerToken = true, Description = "Rungs to run: tiny, demo, 150m, 1b." };
