@@ -31,6 +31,7 @@ internal sealed class GenerationEngine : IDisposable
     private readonly ConcurrentQueue<EngineSequence> _pending = new();
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stop = new();
+    private readonly CollectionPacer _collections = new();
     private readonly Thread _thread;
     private int _pendingCount;
 
@@ -134,6 +135,7 @@ internal sealed class GenerationEngine : IDisposable
                 }
 
                 active.RemoveAll(s => s.State.Finished || s.Failed);
+                _collections.AfterStep();
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
