@@ -20,7 +20,9 @@ public static class PrefillChunks
     /// alone; 32 held them a median 1.7-1.9x (at most 2.2-2.3x), 48 1.7-2.2x, 64 2.3x. Fewer positions would cost
     /// every prefill more passes over the weights, and the time to first token its 1.5x bound. Fixed chunks held them
     /// longest at a prompt's end, where a chunk's attention over 2,000 cached keys took 10 ms more (the chunk of this
-    /// class's rule there is 17 positions on that model).
+    /// class's rule there is 17 positions on that model). With this rule, on a 2-core Xeon in 8 rounds each, a first
+    /// chunk of 20 held the longest step under 2x in 7 rounds (24: 3) but kept the first token within 1.5x in 2 (24: 4);
+    /// both held in 2 rounds either way.
     /// </summary>
     public const int Tokens = 24;
 
@@ -42,6 +44,8 @@ public static class PrefillChunks
     /// </summary>
     public static (int Start, int Length) Next(int done, int length, ModelConfig config)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(done);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(done, length); // nothing left to prefill
         var budget = Flops(config, 0, Tokens);
         var most = Math.Min(Tokens, length - done);
         var count = 1;

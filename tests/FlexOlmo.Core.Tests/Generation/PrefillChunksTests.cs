@@ -76,6 +76,15 @@ public sealed class PrefillChunksTests
         Assert.Equal((4090, 6), PrefillChunks.Next(4090, 4096, ServeModel)); // the prompt's end
     }
 
+    [Theory]
+    [InlineData(10, 10)]
+    [InlineData(11, 10)]
+    [InlineData(-1, 10)]
+    public void Next_Throws_WhenNoPositionIsLeftOrDoneIsNegative(int done, int length)
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => PrefillChunks.Next(done, length, ServeModel));
+    }
+
     [Fact]
     public void Flops_CountsTheWeightsAndTheKeys_OfEachPosition()
     {
