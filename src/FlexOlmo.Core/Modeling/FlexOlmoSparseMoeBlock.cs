@@ -153,7 +153,7 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         foreach (var j in order)
         {
             using var scope = NewDisposeScope();
-            output.add_((_expertArray[experts[j]].Compute(flat, mode) * topWeights.narrow(1, j, 1)).to(flat.dtype)); // [1, H]
+            GarbageFreeOps.AddInto(output, (_expertArray[experts[j]].Compute(flat, mode) * topWeights.narrow(1, j, 1)).to(flat.dtype)); // [1, H]
         }
 
         return output;

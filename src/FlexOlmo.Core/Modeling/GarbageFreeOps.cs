@@ -21,6 +21,9 @@ internal static class GarbageFreeOps
     /// <summary>a + b, elementwise with broadcasting, as <c>a + b</c> computes it.</summary>
     public static Tensor Add(Tensor a, Tensor b) => a.add(b, One);
 
+    /// <summary><paramref name="target"/> += <paramref name="b"/> in place, as <c>add_(b)</c> computes it; returns the target.</summary>
+    public static Tensor AddInto(Tensor target, Tensor b) => target.add_(b, One);
+
     /// <summary>start, start+1, ..., stop-1 as int64 on <paramref name="device"/>: [stop - start].</summary>
     public static Tensor Range(long start, long stop, Device device)
     {

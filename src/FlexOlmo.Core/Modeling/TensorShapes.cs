@@ -6,7 +6,7 @@ namespace FlexOlmo.Core.Modeling;
 /// A tensor's sizes read one dimension at a time. TorchSharp's <c>shape</c> and <c>size()</c> leave a finalizable helper
 /// behind on every call; a server step read them thousands of times, and each collection then spent 30 ms promoting
 /// and finalizing some 80,000 of them (measured: a 3x step every second or so). <c>size(d)</c> and <c>dim()</c> leave
-/// nothing.
+/// nothing. The other ops of that kind are in <see cref="GarbageFreeOps"/>.
 /// </summary>
 internal static class TensorShapes
 {

@@ -45,7 +45,7 @@ public sealed class GarbageFreeOpsTests
     }
 
     [Fact]
-    public void Add_EqualsPlus_WithBroadcasting()
+    public void AddAndAddInto_EqualPlus_WithBroadcasting()
     {
         using var scope = NewDisposeScope();
         manual_seed(6);
@@ -53,5 +53,8 @@ public sealed class GarbageFreeOpsTests
         var b = randn(1, 4).to(ScalarType.BFloat16);
 
         Assert.True(GarbageFreeOps.Add(a, b).equal(a + b).all().item<bool>());
+        var target = a.clone();
+        Assert.Same(target, GarbageFreeOps.AddInto(target, b));
+        Assert.True(target.equal(a + b).all().item<bool>());
     }
 }
