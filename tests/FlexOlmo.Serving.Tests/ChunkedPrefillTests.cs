@@ -27,7 +27,9 @@ public sealed class ChunkedPrefillTests(ServingFixture fixture)
         engine.BeforeForward = rows => events.Enqueue($"decode {rows.Count(r => r.Prefilled == r.State.Request.PromptIds.Count)} row(s)");
         using var client = app.GetTestClient();
 
-        var decoding = ServingFixture.PostAsync(client, "/v1/completions", new JsonObject { ["prompt"] = new JsonArray(3, 4, 5), ["max_tokens"] = 30, ["temperature"] = 0, ["ignore_eos"] = true });
+        // Long enough to still be decoding when the long prompt's request has crossed the test server: 30 tokens of the
+        // tiny model could all be done before it arrived.
+        var decoding = ServingFixture.PostAsync(client, "/v1/completions", new JsonObject { ["prompt"] = new JsonArray(3, 4, 5), ["max_tokens"] = 200, ["temperature"] = 0, ["ignore_eos"] = true });
         while (!events.Contains("decode 1 row(s)"))
         {
             await Task.Delay(5);

@@ -4,7 +4,9 @@ namespace FlexOlmo.Core.Generation;
 
 /// <summary>
 /// How prompts are prefilled: in chunks from the start, each one forward pass that extends the KV cache. One rule for
-/// <c>generate</c> and the server, so that a prompt gives the same numbers in both; the server interleaves the chunks
+/// <c>generate</c> and the server. On the CPU a prompt's numbers do not depend on its chunks (every token's attention
+/// is computed as a one-token decode step computes it, see <c>CpuDecodeAttention.AttendRows</c>); elsewhere the shared
+/// rule is what keeps <c>generate</c> and the server equal. The server interleaves the chunks
 /// of a long prompt with decode steps, so that the sequences being decoded are never stalled for a whole long prefill.
 /// A chunk holds at most the arithmetic of the prompt's first chunk of <see cref="Tokens"/> positions: later positions
 /// attend over more cached keys, so later chunks are shorter and every step costs the decoding sequences about as much.

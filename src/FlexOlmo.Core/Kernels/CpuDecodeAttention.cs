@@ -23,17 +23,50 @@ internal static unsafe class CpuDecodeAttention
     /// <summary>Work (B·N·S·D) from which the heads are split over the cores; below it, one core is faster than waking another.</summary>
     private const long ParallelWork = 1L << 20;
 
+    /// <summary>Most new tokens of one sequence in <see cref="AttendRows"/>: a prompt chunk (the server's are at most 24).</summary>
+    public const int MaxTokensPerSequence = 64;
+
     /// <summary>
     /// Whether <see cref="Attend"/> applies: CPU, no autograd, one query token, fp32 or bf16, head dim a multiple of 8, and
     /// contiguous cache buffers holding at least <paramref name="length"/> keys.
     /// </summary>
     public static bool Applies(Tensor query, Tensor keys, Tensor values, long length) =>
-        ManagedKernels.Usable(query, keys) && values.device_type == TorchSharp.DeviceType.CPU
-        && query.dim() == 4 && keys.dim() == 4 && query.size(2) == 1 && query.size(3) % 8 == 0 && query.size(3) == keys.size(3)
-        && query.size(0) == keys.size(0) && keys.size(1) > 0 && query.size(1) % keys.size(1) == 0
-        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keys.dtype == query.dtype && values.dtype == query.dtype
-        && keys.is_contiguous() && values.is_contiguous() && TensorShapes.Same(values, keys)
+        query.dim() == 4 && query.size(2) == 1 && Fits(query, keys, values) && query.size(0) == keys.size(0)
         && length > 0 && length <= keys.size(2) && length <= int.MaxValue / 2;
+
+    /// <summary>
+    /// Whether <see cref="AttendRows"/> applies: <paramref name="query"/> [R, N, 1, D] as <see cref="Applies"/> asks, one
+    /// row per new token, and each sequence's one-row cache buffers holding its cached and new keys.
+    /// </summary>
+    public static bool AppliesRows(Tensor query, IReadOnlyList<CachedSequence> sequences)
+    {
+        if (query.dim() != 4 || query.size(2) != 1 || sequences.Count == 0)
+        {
+            return false;
+        }
+
+        var rows = 0L;
+        foreach (var s in sequences)
+        {
+            if (!Fits(query, s.Keys, s.Values) || s.Keys.size(0) != 1 || s.Tokens < 1 || s.Tokens > MaxTokensPerSequence
+                || s.Length < s.Tokens || s.Length > s.Keys.size(2) || s.Length > int.MaxValue / 2)
+            {
+                return false;
+            }
+
+            rows += s.Tokens;
+        }
+
+        return rows == query.size(0);
+    }
+
+    /// <summary>Device, autograd, dtypes, head sizes and layouts that both entry points need.</summary>
+    private static bool Fits(Tensor query, Tensor keys, Tensor values) =>
+        ManagedKernels.Usable(query, keys) && values.device_type == TorchSharp.DeviceType.CPU
+        && keys.dim() == 4 && query.size(3) % 8 == 0 && query.size(3) == keys.size(3)
+        && keys.size(1) > 0 && query.size(1) % keys.size(1) == 0
+        && query.dtype is ScalarType.Float32 or ScalarType.BFloat16 && keys.dtype == query.dtype && values.dtype == query.dtype
+        && keys.is_contiguous() && values.is_contiguous() && TensorShapes.Same(values, keys);
 
     /// <summary>
     /// query [B, N, 1, D] over the first <paramref name="length"/> positions of the cache buffers keys and values
@@ -44,63 +77,129 @@ internal static unsafe class CpuDecodeAttention
         var batch = (int)query.size(0);
         var heads = (int)query.size(1);
         var dim = (int)query.size(3);
-        var kvHeads = (int)keys.size(1);
-        var capacity = keys.size(2);
-        var count = (int)length;
-        var groups = heads / kvHeads;
+        var rowBytes = keys.size(1) * keys.size(2) * dim * keys.ElementSize; // one batch row's buffer
+        var segments = new Segment[batch];
+        for (var b = 0; b < batch; b++)
+        {
+            segments[b] = new Segment(QueryOffset: (long)b * heads * dim, HeadStride: dim, TokenStride: 0, keys, values, b * rowBytes, (int)length, Tokens: 1);
+        }
+
+        return Run(query, segments);
+    }
+
+    /// <summary>
+    /// One pass's rows over their sequences' caches: <paramref name="query"/> [R, N, 1, D] holds sequence 0's new tokens, then
+    /// sequence 1's, and so on (<see cref="CachedSequence.Tokens"/> rows each); token t of a sequence whose cache holds
+    /// <see cref="CachedSequence.Length"/> keys (its new ones last) attends to the first Length - Tokens + t + 1 of them,
+    /// causally -> [R, N, 1, D] in the query's dtype. Every row and head is computed exactly as a one-token decode step
+    /// at that position computes it, so a prompt's numbers do not depend on how it is cut into chunks, and every row of
+    /// the pass is split over the cores together.
+    /// </summary>
+    public static Tensor AttendRows(Tensor query, IReadOnlyList<CachedSequence> sequences)
+    {
+        var heads = (int)query.size(1);
+        var dim = (int)query.size(3);
+        var segments = new Segment[sequences.Count];
+        var row = 0L;
+        for (var s = 0; s < sequences.Count; s++)
+        {
+            var sequence = sequences[s];
+            segments[s] = new Segment(QueryOffset: row * heads * dim, HeadStride: dim, TokenStride: (long)heads * dim, sequence.Keys, sequence.Values, 0, (int)sequence.Length, sequence.Tokens);
+            row += sequence.Tokens;
+        }
+
+        return Run(query, segments);
+    }
+
+    /// <summary>
+    /// Every segment's tokens and heads, one task each, split over the cores when the work is large enough; the query is
+    /// read as fp32 and the output laid out as it, then given the query's dtype.
+    /// </summary>
+    private static Tensor Run(Tensor query, Segment[] segments)
+    {
+        var heads = (int)query.size(1);
+        var dim = (int)query.size(3);
         var scale = (float)(1.0 / Math.Sqrt(dim));
-        using var q = query.to(ScalarType.Float32).contiguous(); // [B, N, 1, D] fp32
-        var output = empty([batch, heads, 1, dim], ScalarType.Float32); // [B, N, 1, D]
-        var isBf16 = keys.dtype == ScalarType.BFloat16;
-        var elementSize = isBf16 ? 2 : 4;
+        using var q = query.to(ScalarType.Float32).contiguous(); // [.., N, 1, D] fp32
+        var output = empty(TensorShapes.Of(query), ScalarType.Float32); // [.., N, 1, D]
+        var isBf16 = query.dtype == ScalarType.BFloat16;
         var qAddress = (nint)Unsafe.AsPointer(ref q.bytes.GetPinnableReference());
         var outAddress = (nint)Unsafe.AsPointer(ref output.bytes.GetPinnableReference());
-        var kAddress = (nint)Unsafe.AsPointer(ref keys.bytes.GetPinnableReference());
-        var vAddress = (nint)Unsafe.AsPointer(ref values.bytes.GetPinnableReference());
-        var headBytes = capacity * dim * elementSize; // one kv head's buffer
-        var rowBytes = (nint)dim * elementSize;
-
-        void Head(int task)
+        var firstTask = new int[segments.Length + 1]; // segment s's tasks are firstTask[s] .. firstTask[s + 1] - 1, head by head
+        var addresses = new (nint Keys, nint Values, long HeadBytes, int Groups)[segments.Length];
+        var work = 0L;
+        for (var s = 0; s < segments.Length; s++)
         {
-            var b = task / heads;
-            var n = task % heads;
-            var g = n / groups;
-            var offset = (nint)((((long)b * kvHeads) + g) * headBytes);
-            var k = kAddress + offset;
-            var v = vAddress + offset;
-            var qRow = (float*)qAddress + ((long)task * dim);
-            var outRow = (float*)outAddress + ((long)task * dim);
+            var segment = segments[s];
+            firstTask[s + 1] = firstTask[s] + (heads * segment.Tokens);
+            addresses[s] = (
+                (nint)Unsafe.AsPointer(ref segment.Keys.bytes.GetPinnableReference()) + (nint)segment.ByteOffset,
+                (nint)Unsafe.AsPointer(ref segment.Values.bytes.GetPinnableReference()) + (nint)segment.ByteOffset,
+                segment.Keys.size(2) * dim * segment.Keys.ElementSize,
+                heads / (int)segment.Keys.size(1));
+            work += (long)heads * segment.Tokens * segment.Length * dim;
+        }
+
+        var rowBytes = (nint)dim * (isBf16 ? 2 : 4);
+
+        void Task(int task)
+        {
+            var s = 0;
+            while (task >= firstTask[s + 1])
+            {
+                s++;
+            }
+
+            var segment = segments[s];
+            var local = task - firstTask[s];
+            var n = local / segment.Tokens;
+            var t = local % segment.Tokens;
+            var (keysAddress, valuesAddress, headBytes, groups) = addresses[s];
+            var kvOffset = (nint)(n / groups * headBytes);
+            var at = segment.QueryOffset + (n * segment.HeadStride) + (t * segment.TokenStride);
+            var count = segment.Length - segment.Tokens + t + 1; // causal: its own key and those before it
             Span<float> scores = count <= 4096 ? stackalloc float[count] : new float[count];
-            fixed (float* s = scores)
+            fixed (float* scoresAddress = scores)
             {
                 if (isBf16)
                 {
-                    One<Bf16Elements>(qRow, k, v, rowBytes, count, dim, scale, s, outRow);
+                    One<Bf16Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at);
                 }
                 else
                 {
-                    One<F32Elements>(qRow, k, v, rowBytes, count, dim, scale, s, outRow);
+                    One<F32Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at);
                 }
             }
         }
 
-        var tasks = batch * heads;
-        if ((long)tasks * count * dim >= ParallelWork && get_num_threads() > 1)
+        var tasks = firstTask[^1];
+        if (work >= ParallelWork && get_num_threads() > 1)
         {
-            KernelThreads.For(tasks, get_num_threads(), Head);
+            KernelThreads.For(tasks, get_num_threads(), Task);
         }
         else
         {
-            for (var t = 0; t < tasks; t++)
+            for (var task = 0; task < tasks; task++)
             {
-                Head(t);
+                Task(task);
             }
         }
 
-        GC.KeepAlive(keys);
-        GC.KeepAlive(values);
+        foreach (var segment in segments)
+        {
+            GC.KeepAlive(segment.Keys);
+            GC.KeepAlive(segment.Values);
+        }
+
         return query.dtype == ScalarType.Float32 ? output : output.to(query.dtype);
     }
+
+    /// <summary>
+    /// One batch row's or sequence's queries over its cache: where its (token 0, head 0) query starts in the fp32 query, how
+    /// far apart its heads and tokens lie (in floats), its buffers [.., K, C, D] from <paramref name="ByteOffset"/>, and
+    /// the keys they hold, the last <paramref name="Tokens"/> of which are its new tokens'.
+    /// </summary>
+    private readonly record struct Segment(long QueryOffset, long HeadStride, long TokenStride, Tensor Keys, Tensor Values, long ByteOffset, int Length, int Tokens);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void One<T>(float* q, nint k, nint v, nint rowBytes, int keys, int dim, float scale, float* scores, float* output)
@@ -161,3 +260,9 @@ internal static unsafe class CpuDecodeAttention
         }
     }
 }
+
+/// <summary>
+/// A sequence in <see cref="CpuDecodeAttention.AttendRows"/>: its one-row cache buffers keys and values [1, K, C, D], the
+/// <paramref name="Length"/> keys they hold with this pass's, and how many of them (<paramref name="Tokens"/>) this pass adds.
+/// </summary>
+internal readonly record struct CachedSequence(Tensor Keys, Tensor Values, long Length, int Tokens);

@@ -106,30 +106,27 @@ public sealed class ForwardContext : IDisposable
     {
         if (_rowCaches is { } caches)
         {
-            var outputs = new Tensor[caches.Count];
+            var sequences = new CachedSequence[caches.Count];
             var row = 0L;
             for (var s = 0; s < caches.Count; s++)
             {
                 var length = _rowTokens?[s] ?? 1;
-                if (length == 1)
+                using (var scope = NewDisposeScope())
                 {
-                    caches[s].Store(layer, key.narrow(0, row, 1), value.narrow(0, row, 1));
-                    outputs[s] = AttendCached(query.narrow(0, row, 1), caches[s], layer, null, isCausal: false, newTokens: 1); // [1, N, 1, D]
-                }
-                else
-                {
-                    using var scope = NewDisposeScope();
                     caches[s].Store(layer, key.narrow(0, row, length).transpose(0, 2), value.narrow(0, row, length).transpose(0, 2)); // [1, K, L, D] each
-                    var past = caches[s].Length;
-                    var mask = past == 0 ? null : (_chunkMasks![s] ??= CausalMask(past, length, query.device).DetachFromDisposeScope()); // [1, 1, L, S], the same in every layer
-                    var chunk = query.narrow(0, row, length).transpose(0, 2); // [1, N, L, D]
-                    outputs[s] = AttendCached(chunk, caches[s], layer, mask, isCausal: past == 0, newTokens: length).transpose(0, 2).MoveToOuterDisposeScope(); // [L, N, 1, D]
                 }
 
+                var (keys, values) = caches[s].Buffers(layer); // [1, K, C, D] each
+                sequences[s] = new CachedSequence(keys, values, caches[s].Length + length, length);
                 row += length;
             }
 
-            return GarbageFreeOps.CatRows(outputs); // [R, N, 1, D]
+            if (CpuDecodeAttention.AppliesRows(query, sequences))
+            {
+                return CpuDecodeAttention.AttendRows(query, sequences); // [R, N, 1, D], every row as a one-token step would compute it
+            }
+
+            return AttendEach(layer, query, caches); // [R, N, 1, D]
         }
 
         if (Cache is { } cache)
@@ -139,6 +136,37 @@ public sealed class ForwardContext : IDisposable
         }
 
         return ScaledDotProduct(query, key, value, Mask, IsCausal); // [B, N, T, D]
+    }
+
+    /// <summary>
+    /// The per-sequence caches' rows one sequence at a time, where the row kernel does not apply (another device, or a
+    /// chunk longer than it takes): a decoding row over its cache, a prompt chunk (rows r..r+L-1 as one [1, N, L, D]
+    /// sequence) causally over its cache through SDPA. Called after every sequence stored this layer's keys.
+    /// </summary>
+    private Tensor AttendEach(int layer, Tensor query, IReadOnlyList<KvCache> caches)
+    {
+        var outputs = new Tensor[caches.Count];
+        var row = 0L;
+        for (var s = 0; s < caches.Count; s++)
+        {
+            var length = _rowTokens?[s] ?? 1;
+            if (length == 1)
+            {
+                outputs[s] = AttendCached(query.narrow(0, row, 1), caches[s], layer, null, isCausal: false, newTokens: 1); // [1, N, 1, D]
+            }
+            else
+            {
+                using var scope = NewDisposeScope();
+                var past = caches[s].Length;
+                var mask = past == 0 ? null : (_chunkMasks![s] ??= CausalMask(past, length, query.device).DetachFromDisposeScope()); // [1, 1, L, S], the same in every layer
+                var chunk = query.narrow(0, row, length).transpose(0, 2); // [1, N, L, D]
+                outputs[s] = AttendCached(chunk, caches[s], layer, mask, isCausal: past == 0, newTokens: length).transpose(0, 2).MoveToOuterDisposeScope(); // [L, N, 1, D]
+            }
+
+            row += length;
+        }
+
+        return GarbageFreeOps.CatRows(outputs); // [R, N, 1, D]
     }
 
     /// <summary>

@@ -67,6 +67,23 @@ public sealed class RowDecodingTests
         }
     }
 
+    [Theory]
+    [InlineData(new[] { 14 })]
+    [InlineData(new[] { 5, 9 })]
+    [InlineData(new[] { 3, 3, 3, 5 })]
+    public void ForwardRows_APromptCutIntoAnyChunks_GetsBitIdenticalLogitsAndCacheToDecodingItTokenByToken(int[] chunks)
+    {
+        var reference = HfReference.Load("flexolmo-tiny");
+        using var model = CheckpointLoader.Load(reference.Folder, CPU, ScalarType.Float32);
+        var prompt = reference.InputIds[0][..14];
+        var tokenByToken = Prefill(model, prompt, Enumerable.Repeat(1, prompt.Length).ToArray());
+
+        var chunked = Prefill(model, prompt, chunks);
+
+        Assert.Equal(tokenByToken.Logits, chunked.Logits); // exact float equality, the last position's logits
+        Assert.Equal(tokenByToken.Keys, chunked.Keys);
+    }
+
     [Fact]
     public void ForwardRows_RefusesTokenCounts_ThatDoNotAddUpToItsRows()
     {
@@ -102,6 +119,29 @@ public sealed class RowDecodingTests
         Assert.All(caches.Zip(sequences), c => Assert.Equal(c.Second.Cached.Length + c.Second.New.Length, c.First.Length));
         var keys = caches.Select(c => Enumerable.Range(0, c.Layers).SelectMany(l => c.Buffers(l).Keys.narrow(2, 0, c.Length).contiguous().data<float>().ToArray()).ToArray()).ToList();
         return (Enumerable.Range(0, sequences.Length).Select(i => logits[i, 0].data<float>().ToArray()).ToList(), keys);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="prompt"/> through one sequence's cache in passes of <paramref name="chunks"/> tokens each, as the
+    /// server and <c>generate</c> prefill; returns the last pass's logits and the cached keys of every layer.
+    /// </summary>
+    private static (float[] Logits, float[] Keys) Prefill(Olmo2ForCausalLM model, long[] prompt, int[] chunks)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var cache = model.CreateCache(1, 16);
+        var logits = empty(0);
+        var start = 0;
+        foreach (var length in chunks)
+        {
+            var positions = Enumerable.Range(start, length).Select(p => (long)p).ToArray();
+            logits = model.ForwardRows(tensor(prompt[start..(start + length)], [length, 1]), tensor(positions, [length, 1]), [cache], null, null, LinearMode.RowInvariant, [length]); // [1, 1, V]
+            start += length;
+        }
+
+        Assert.Equal(prompt.Length, start);
+        var keys = Enumerable.Range(0, cache.Layers).SelectMany(l => cache.Buffers(l).Keys.narrow(2, 0, cache.Length).contiguous().data<float>().ToArray()).ToArray();
+        return (logits[0, 0].data<float>().ToArray(), keys);
     }
 
     /// <summary>Prefills each prompt alone, then decodes all of them together, greedily, for 6 steps; returns each row's logits.</summary>

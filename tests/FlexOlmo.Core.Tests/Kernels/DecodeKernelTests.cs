@@ -48,6 +48,60 @@ public sealed class DecodeKernelTests
         Assert.True(together.equal(alone).all().item<bool>());
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, 4, 4)]
+    [InlineData(ScalarType.Float32, 8, 2)] // grouped-query heads
+    [InlineData(ScalarType.BFloat16, 4, 2)]
+    public void AttentionRows_EachRow_EqualsAOneTokenStepAtItsPosition_BitForBit_AndCausalSdpa(ScalarType dtype, int heads, int kvHeads)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(13);
+        const int Dim = 64;
+        // Three sequences: one decoding row after 40 cached keys, a chunk of 7 after 300, a first chunk of 5.
+        var sequences = new[] { (Cached: 40, Tokens: 1), (Cached: 300, Tokens: 7), (Cached: 0, Tokens: 5) }
+            .Select(s => new CachedSequence(randn([1, kvHeads, s.Cached + s.Tokens + 3, Dim]).to(dtype), randn([1, kvHeads, s.Cached + s.Tokens + 3, Dim]).to(dtype), s.Cached + s.Tokens, s.Tokens))
+            .ToArray();
+        var query = randn([13, heads, 1, Dim]).to(dtype); // [R, N, 1, D]
+        Assert.True(CpuDecodeAttention.AppliesRows(query, sequences));
+
+        var actual = CpuDecodeAttention.AttendRows(query, sequences); // [R, N, 1, D]
+
+        Assert.Equal(dtype, actual.dtype);
+        var row = 0;
+        foreach (var s in sequences)
+        {
+            for (var t = 0; t < s.Tokens; t++, row++)
+            {
+                var step = CpuDecodeAttention.Attend(query.narrow(0, row, 1), s.Keys, s.Values, s.Length - s.Tokens + t + 1); // [1, N, 1, D]
+                Assert.True(step.eq(actual.narrow(0, row, 1)).all().item<bool>(), $"row {row}");
+            }
+
+            var chunk = query.narrow(0, row - s.Tokens, s.Tokens).transpose(0, 2).to(ScalarType.Float32); // [1, N, T, D]
+            var keys = s.Keys.narrow(2, 0, s.Length).repeat_interleave(heads / kvHeads, 1).to(ScalarType.Float32); // [1, N, S, D]
+            var values = s.Values.narrow(2, 0, s.Length).repeat_interleave(heads / kvHeads, 1).to(ScalarType.Float32);
+            var mask = arange(s.Length).unsqueeze(0).le(arange(s.Length - s.Tokens, s.Length).unsqueeze(1)); // [T, S]: token t sees its key and those before
+            var expected = nn.functional.scaled_dot_product_attention(chunk, keys, values, mask).transpose(0, 2); // [T, N, 1, D]
+            KernelAssert.Close(actual.narrow(0, row - s.Tokens, s.Tokens), expected, dtype == ScalarType.Float32 ? 2e-6 : 1e-2);
+        }
+    }
+
+    [Fact]
+    public void AttentionRows_DoNotApply_ToRowsThatDoNotMatchTheSequences_OrAChunkLongerThanItTakes()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var keys = zeros([1, 2, 100, 64]);
+        var fits = new[] { new CachedSequence(keys, keys, 10, 3) };
+        Assert.True(CpuDecodeAttention.AppliesRows(zeros([3, 2, 1, 64]), fits));
+        Assert.False(CpuDecodeAttention.AppliesRows(zeros([4, 2, 1, 64]), fits)); // a row too many
+        Assert.False(CpuDecodeAttention.AppliesRows(zeros([3, 2, 1, 64]), [new CachedSequence(keys, keys, 101, 3)])); // more keys than the buffer holds
+        Assert.False(CpuDecodeAttention.AppliesRows(zeros([3, 2, 1, 64]), [new CachedSequence(keys, keys, 2, 3)])); // fewer keys than new tokens
+        var chunk = CpuDecodeAttention.MaxTokensPerSequence + 1;
+        Assert.False(CpuDecodeAttention.AppliesRows(zeros([chunk, 2, 1, 64]), [new CachedSequence(keys, keys, chunk, chunk)]));
+        Assert.False(CpuDecodeAttention.AppliesRows(zeros([3, 2, 1, 64]), [new CachedSequence(zeros([2, 2, 100, 64]), zeros([2, 2, 100, 64]), 10, 3)])); // a cache of two rows
+    }
+
     [Fact]
     public void Attention_DoesNotApply_WithAutogradOrSeveralQueries()
     {
