@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
@@ -195,24 +196,65 @@ internal static unsafe class CpuDecodeAttention
     }
 
     /// <summary>
+    /// <see cref="Vector256.Sum{T}(Vector256{T})"/> of four vectors at once, each with the very additions it makes, in
+    /// its order: ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)). Horizontal adds pair the lanes the same way, and an
+    /// addition of two floats is the same either way round; one call replaces four shuffle-and-add ladders.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        var pairs = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d)); // per 128-bit half: a, b, c, d's (x0+x1)+(x2+x3), then (x4+x5)+(x6+x7) above
+        return pairs.GetLower() + pairs.GetUpper();
+    }
+
+    /// <summary>
     /// One batch row's or sequence's queries over its cache: where its (token 0, head 0) query starts in the fp32 query, how
     /// far apart its heads and tokens lie (in floats), its buffers [.., K, C, D] from <paramref name="ByteOffset"/>, and
     /// the keys they hold, the last <paramref name="Tokens"/> of which are its new tokens'.
     /// </summary>
     private readonly record struct Segment(long QueryOffset, long HeadStride, long TokenStride, Tensor Keys, Tensor Values, long ByteOffset, int Length, int Tokens);
 
+    /// <summary>
+    /// One query over its first <paramref name="keys"/> keys and values (rows <paramref name="rowBytes"/> apart) into
+    /// <paramref name="output"/>. Each score is one 8-lane chain of multiply-adds over the head dim, summed across its
+    /// lanes; each output element, one chain of multiply-adds over the keys in order. Four keys' chains run side by side
+    /// and a block of 64 outputs stays in registers, which changes the order of no operation: only the time (one chain
+    /// at a time left each multiply-add waiting for the one before, and the outputs went through memory once per key).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void One<T>(float* q, nint k, nint v, nint rowBytes, int keys, int dim, float scale, float* scores, float* output)
         where T : struct, IElements
     {
         var max = float.NegativeInfinity;
-        for (var s = 0; s < keys; s++)
+        var s = 0;
+        for (; s + 4 <= keys; s += 4)
         {
-            var row = k + (s * rowBytes);
+            var row0 = (void*)(k + (s * rowBytes));
+            var row1 = (void*)(k + ((s + 1) * rowBytes));
+            var row2 = (void*)(k + ((s + 2) * rowBytes));
+            var row3 = (void*)(k + ((s + 3) * rowBytes));
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (var d = 0; d < dim; d += 8)
+            {
+                var x = Vector256.Load(q + d);
+                a0 = Vector256.FusedMultiplyAdd(x, T.Load8(row0, d), a0);
+                a1 = Vector256.FusedMultiplyAdd(x, T.Load8(row1, d), a1);
+                a2 = Vector256.FusedMultiplyAdd(x, T.Load8(row2, d), a2);
+                a3 = Vector256.FusedMultiplyAdd(x, T.Load8(row3, d), a3);
+            }
+
+            var four = Sum4(a0, a1, a2, a3) * Vector128.Create(scale);
+            four.Store(scores + s);
+            max = Math.Max(Math.Max(max, four.GetElement(0)), Math.Max(Math.Max(four.GetElement(1), four.GetElement(2)), four.GetElement(3))); // exact, so in any order
+        }
+
+        for (; s < keys; s++)
+        {
+            var row = (void*)(k + (s * rowBytes));
             var acc = Vector256<float>.Zero;
             for (var d = 0; d < dim; d += 8)
             {
-                acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + d), T.Load8((void*)row, d), acc);
+                acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + d), T.Load8(row, d), acc);
             }
 
             var score = Vector256.Sum(acc) * scale;
@@ -238,25 +280,44 @@ internal static unsafe class CpuDecodeAttention
             total += e;
         }
 
-        for (var d = 0; d < dim; d += 8)
-        {
-            Vector256.Store(Vector256<float>.Zero, output + d);
-        }
-
-        for (var s = 0; s < keys; s++)
-        {
-            var row = v + (s * rowBytes);
-            var p = Vector256.Create(scores[s]);
-            for (var d = 0; d < dim; d += 8)
-            {
-                Vector256.Store(Vector256.FusedMultiplyAdd(p, T.Load8((void*)row, d), Vector256.Load(output + d)), output + d);
-            }
-        }
-
         var inverse = Vector256.Create(1f / total);
-        for (var d = 0; d < dim; d += 8)
+        var d0 = 0;
+        for (; d0 + 64 <= dim; d0 += 64)
         {
-            Vector256.Store(Vector256.Load(output + d) * inverse, output + d);
+            Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
+            for (s = 0; s < keys; s++)
+            {
+                var row = (void*)(v + (s * rowBytes));
+                var p = Vector256.Create(scores[s]);
+                o0 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0), o0);
+                o1 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 8), o1);
+                o2 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 16), o2);
+                o3 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 24), o3);
+                o4 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 32), o4);
+                o5 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 40), o5);
+                o6 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 48), o6);
+                o7 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 56), o7);
+            }
+
+            Vector256.Store(o0 * inverse, output + d0);
+            Vector256.Store(o1 * inverse, output + d0 + 8);
+            Vector256.Store(o2 * inverse, output + d0 + 16);
+            Vector256.Store(o3 * inverse, output + d0 + 24);
+            Vector256.Store(o4 * inverse, output + d0 + 32);
+            Vector256.Store(o5 * inverse, output + d0 + 40);
+            Vector256.Store(o6 * inverse, output + d0 + 48);
+            Vector256.Store(o7 * inverse, output + d0 + 56);
+        }
+
+        for (; d0 < dim; d0 += 8)
+        {
+            var o = Vector256<float>.Zero;
+            for (s = 0; s < keys; s++)
+            {
+                o = Vector256.FusedMultiplyAdd(Vector256.Create(scores[s]), T.Load8((void*)(v + (s * rowBytes)), d0), o);
+            }
+
+            Vector256.Store(o * inverse, output + d0);
         }
     }
 }

@@ -32,6 +32,81 @@ public sealed class DecodeKernelTests
         KernelAssert.Close(actual, expected, tolerance);
     }
 
+    [Theory]
+    [InlineData(64)]
+    [InlineData(128)]
+    [InlineData(96)] // a 64-wide block and four of 8
+    [InlineData(8)]
+    public void Attention_IsBitForBitOneChainPerScoreAndPerOutput_ForEveryCountOfKeys(int dim)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(14);
+        foreach (var length in new[] { 1, 2, 3, 4, 5, 7, 8, 9, 300 })
+        {
+            var keys = randn([1, 1, length, dim]) * 4; // [1, K, S, D]: scores wide enough that the softmax is not flat
+            var values = randn([1, 1, length, dim]);
+            var query = randn([1, 1, 1, dim]);
+
+            var actual = CpuDecodeAttention.Attend(query, keys, values, length).data<float>().ToArray();
+
+            Assert.Equal(Reference(query.data<float>().ToArray(), keys.data<float>().ToArray(), values.data<float>().ToArray(), length, dim), actual);
+        }
+    }
+
+    /// <summary>
+    /// The kernel's arithmetic written plainly: per key, one 8-lane multiply-add chain over the head dim, summed across
+    /// its lanes; per output element, one multiply-add chain over the keys in order; then the division by the total.
+    /// </summary>
+    private static float[] Reference(float[] q, float[] k, float[] v, int length, int dim)
+    {
+        var scale = (float)(1.0 / Math.Sqrt(dim));
+        var scores = new float[length];
+        var max = float.NegativeInfinity;
+        for (var s = 0; s < length; s++)
+        {
+            var acc = Vector256<float>.Zero;
+            for (var d = 0; d < dim; d += 8)
+            {
+                acc = Vector256.FusedMultiplyAdd(Vector256.Create(q.AsSpan(d, 8)), Vector256.Create(k.AsSpan((s * dim) + d, 8)), acc);
+            }
+
+            scores[s] = Vector256.Sum(acc) * scale;
+            max = Math.Max(max, scores[s]);
+        }
+
+        var sums = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            var e = Vector256.Exp(Vector256.Create(scores.AsSpan(i, 8)) - Vector256.Create(max));
+            e.CopyTo(scores.AsSpan(i, 8));
+            sums += e;
+        }
+
+        var total = Vector256.Sum(sums);
+        for (; i < length; i++)
+        {
+            scores[i] = MathF.Exp(scores[i] - max);
+            total += scores[i];
+        }
+
+        var output = new float[dim];
+        var inverse = Vector256.Create(1f / total);
+        for (var d = 0; d < dim; d += 8)
+        {
+            var o = Vector256<float>.Zero;
+            for (var s = 0; s < length; s++)
+            {
+                o = Vector256.FusedMultiplyAdd(Vector256.Create(scores[s]), Vector256.Create(v.AsSpan((s * dim) + d, 8)), o);
+            }
+
+            (o * inverse).CopyTo(output.AsSpan(d, 8));
+        }
+
+        return output;
+    }
+
     [Fact]
     public void Attention_OfSeveralRows_EqualsEachRowAlone_BitForBit()
     {
