@@ -288,6 +288,8 @@ internal static class ServeBenchmark
             ["engine_usual_step_ms"] = usualStep * 1000,
             ["engine_step_p50_ratio"] = stepsDuring[stepsDuring.Length / 2] / usualStep,
             ["engine_step_max_ratio"] = stepsDuring[^1] / usualStep,
+            ["engine_usual_p90_ratio"] = stepsUsual[Math.Min(stepsUsual.Length - 1, stepsUsual.Length * 9 / 10)] / usualStep, // the machine's own spread, without the prompt
+            ["engine_usual_max_ratio"] = stepsUsual[^1] / usualStep,
             ["gc_pause_ms"] = paused.TotalMilliseconds,
             ["gc_collections"] = collections,
             ["ttft_ms"] = (firstToken - arrived) * 1000,
