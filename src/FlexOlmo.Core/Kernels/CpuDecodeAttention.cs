@@ -9,15 +9,18 @@ namespace FlexOlmo.Core.Kernels;
 // B=batch, N=query heads, K=kv heads, S=keys, D=head dim
 
 /// <summary>
-/// Attention of one new token per row over its cached keys, on the CPU, for decode steps: per row and query head, the
-/// scores q.k/sqrt(D) in fp32, their softmax, and the softmax-weighted sum of the values, all accumulated in fp32.
+/// Attention of new tokens over their cached keys, on the CPU, for decode steps and the server's fused steps: per token
+/// and query head, the scores q.k/sqrt(D) in fp32, their softmax, and the softmax-weighted sum of the values, all
+/// accumulated in fp32. A prompt chunk's tokens (<see cref="AttendRows"/>) each attend causally, exactly as a one-token
+/// step at their position would.
 /// </summary>
 /// <remarks>
 /// Written by hand because libtorch's CPU scaled_dot_product_attention costs 30-45 us per call at one query (its
 /// blocked flash kernel allocates and parallelises for a few hundred FLOPs), and, measured on this machine in a decode
 /// step whose weight streaming evicts its code and data between layers, about 0.2 ms of each layer's 0.45 ms outside
 /// the matrix products. Each row and head is computed on its own, so a row's result never depends on the rows beside
-/// it. Used only without autograd, without a mask (no left padding) and for one query token.
+/// it, and a prompt token's never depends on the chunk it came in. Used only without autograd and without a mask (no
+/// left padding); chunks of more than <see cref="MaxTokensPerSequence"/> tokens go to SDPA.
 /// </remarks>
 internal static unsafe class CpuDecodeAttention
 {
