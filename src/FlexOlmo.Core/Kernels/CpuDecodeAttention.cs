@@ -27,7 +27,7 @@ internal static unsafe class CpuDecodeAttention
     /// <summary>Work (B·N·S·D) from which the heads are split over the cores; below it, one core is faster than waking another.</summary>
     private const long ParallelWork = 1L << 20;
 
-    /// <summary>Most new tokens of one sequence in <see cref="AttendRows"/>: a prompt chunk (the server's are at most 24).</summary>
+    /// <summary>Most new tokens of one sequence in <see cref="AttendRows"/>: a prompt chunk (at most <see cref="Generation.PrefillChunks.Tokens"/> in <c>generate</c> and the server).</summary>
     public const int MaxTokensPerSequence = 64;
 
     /// <summary>
