@@ -27,12 +27,13 @@ internal static unsafe partial class CpuGemv
     /// 2-core EPYC the tiles' reads and arithmetic otherwise added up instead of overlapping: measured on 1.1 GB of cold
     /// fp32 weights, 4 input rows streamed 22-23 GB/s without it and 28-29 with it (a plain sum: 31). Into L1, or
     /// less than a tile ahead, gained at most 10%. On a 2-core Xeon 2, 4 and 8 rows were within the noise; 4 is between.
+    /// Only tiles of four input rows prefetch (<see cref="Tile4x4{T}"/>); see <see cref="Tile4x1{T}"/> for one row.
     /// </summary>
     private const int PrefetchRows = 4;
 
     /// <summary>
-    /// Whether the tiles compute every call, one row included. One row takes four weight rows at a time with the
-    /// prefetch too: on a 2-core Xeon with AMX (measured on 64 cold [2816, 1024] weights) the AVX2 row-at-a-time path
+    /// Whether the tiles compute every call, one row included. One row takes four weight rows at a time: on a 2-core
+    /// Xeon with AMX (measured on 64 cold [2816, 1024] weights) the AVX2 row-at-a-time path
     /// streamed fp32 at 17-18 GB/s and bf16 at 13-16, the tiles at 24-29 and 18-21 (libtorch's fp32 product: 25).
     /// </summary>
     internal static bool UsesAvx512 => Avx512F.IsSupported;
@@ -56,7 +57,7 @@ internal static unsafe partial class CpuGemv
 
             for (; m < rows; m++)
             {
-                Tile4x1<T>(w0, gap, x + ((long)m * k), k, y + ((long)m * o) + row, span, m == 0 ? ahead : 0);
+                Tile4x1<T>(w0, gap, x + ((long)m * k), k, y + ((long)m * o) + row, span);
             }
         }
 
@@ -150,9 +151,15 @@ internal static unsafe partial class CpuGemv
         y[(3 * o) + s3] = Finish<T>(a33, w3, x3, i, k);
     }
 
-    /// <summary>Four weight rows, <paramref name="gap"/> bytes apart, times one input row, prefetching as <see cref="Tile4x4{T}"/> does.</summary>
+    /// <summary>
+    /// Four weight rows, <paramref name="gap"/> bytes apart, times one input row. It does not prefetch: its loop is
+    /// short enough that the hardware prefetchers keep up with its four streams, and the prefetches only cost. On a
+    /// 2-core Zen 5 EPYC, one row streamed the decode benchmark's 894 MB of fp32 weights at 52 GB/s with them and 60
+    /// without (a plain sum: 50-68), bf16 at 49 and 54 (each the median of 7 passes, in 2 alternating runs); four and
+    /// eight rows were within the noise, sixteen 10% faster with them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span, nint ahead)
+    private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span)
         where T : struct, IWideWeights
     {
         var w1 = w0 + gap;
@@ -162,11 +169,6 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            if (ahead != 0)
-            {
-                Prefetch(ahead, gap, i * T.ElementSize);
-            }
-
             var v = Vector512.Load(x + i);
             a0 = Avx512F.FusedMultiplyAdd(T.Load16(w0, i), v, a0);
             a1 = Avx512F.FusedMultiplyAdd(T.Load16(w1, i), v, a1);
