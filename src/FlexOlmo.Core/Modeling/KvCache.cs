@@ -1,3 +1,4 @@
+using FlexOlmo.Core.Kernels;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Modeling;
@@ -55,6 +56,13 @@ public sealed class KvCache : IDisposable
     {
         var newTokens = keys.size(2);
         EnsureCapacity(Length + newTokens);
+        if (CpuCacheStore.Applies(_keys[layer], Length, keys) && CpuCacheStore.Applies(_values[layer], Length, values))
+        {
+            CpuCacheStore.Write(_keys[layer], Length, keys); // a decode step's few hundred bytes per head, without four libtorch calls
+            CpuCacheStore.Write(_values[layer], Length, values);
+            return;
+        }
+
         _keys[layer].narrow(2, Length, newTokens).copy_(keys);
         _values[layer].narrow(2, Length, newTokens).copy_(values);
     }
