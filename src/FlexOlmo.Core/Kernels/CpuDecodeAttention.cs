@@ -27,6 +27,17 @@ internal static unsafe class CpuDecodeAttention
     /// <summary>Work (B·N·S·D) from which the heads are split over the cores; below it, one core is faster than waking another.</summary>
     private const long ParallelWork = 1L << 20;
 
+    /// <summary>
+    /// How many key rows ahead a query's score loop prefetches, while it also prefetches the values of the keys it
+    /// scores. A decode step finds its cache cold (the weights streamed through since the layer last read it), and a
+    /// head's keys are a short stream the hardware prefetchers hardly ramp up on. Only a sequence's first new token
+    /// prefetches; it leaves the keys in cache for the rest of its chunk, where prefetching would only cost. Measured on
+    /// a 2-core Zen 5 EPYC, one token of 16 heads of 64 over 150 keys after flushing the caches (3 alternating runs):
+    /// 67-81 µs instead of 79-118 in fp32, 74-98 instead of 108-118 in bf16; a 17-token chunk over 2,000 warm keys took
+    /// 30% longer when every token prefetched.
+    /// </summary>
+    private const int PrefetchKeys = 16;
+
     /// <summary>Most new tokens of one sequence in <see cref="AttendRows"/>: a prompt chunk (at most <see cref="Generation.PrefillChunks.Tokens"/> in <c>generate</c> and the server).</summary>
     public const int MaxTokensPerSequence = 64;
 
@@ -167,11 +178,11 @@ internal static unsafe class CpuDecodeAttention
             {
                 if (isBf16)
                 {
-                    One<Bf16Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at);
+                    One<Bf16Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at, prefetch: t == 0);
                 }
                 else
                 {
-                    One<F32Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at);
+                    One<F32Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at, prefetch: t == 0);
                 }
             }
         }
@@ -210,6 +221,23 @@ internal static unsafe class CpuDecodeAttention
         return pairs.GetLower() + pairs.GetUpper();
     }
 
+    /// <summary>Every cache line of <paramref name="bytes"/> from <paramref name="at"/>, into L1 or L2 (a prefetch never faults, so past the keys is harmless).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(nint at, nint bytes, bool toL1)
+    {
+        for (nint line = 0; line < bytes; line += 64)
+        {
+            if (toL1)
+            {
+                Sse.Prefetch0((void*)(at + line));
+            }
+            else
+            {
+                Sse.Prefetch1((void*)(at + line));
+            }
+        }
+    }
+
     /// <summary>
     /// One batch row's or sequence's queries over its cache: where its (token 0, head 0) query starts in the fp32 query, how
     /// far apart its heads and tokens lie (in floats), its buffers [.., K, C, D] from <paramref name="ByteOffset"/>, and
@@ -225,13 +253,19 @@ internal static unsafe class CpuDecodeAttention
     /// at a time left each multiply-add waiting for the one before, and the outputs went through memory once per key).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void One<T>(float* q, nint k, nint v, nint rowBytes, int keys, int dim, float scale, float* scores, float* output)
+    private static void One<T>(float* q, nint k, nint v, nint rowBytes, int keys, int dim, float scale, float* scores, float* output, bool prefetch)
         where T : struct, IElements
     {
         var max = float.NegativeInfinity;
         var s = 0;
         for (; s + 4 <= keys; s += 4)
         {
+            if (prefetch)
+            {
+                Prefetch(k + ((s + PrefetchKeys) * rowBytes), 4 * rowBytes, toL1: true); // keys a few rows on: a cold cache's short streams otherwise wait on memory
+                Prefetch(v + (s * rowBytes), 4 * rowBytes, toL1: false); // these keys' values, read after the softmax
+            }
+
             var row0 = (void*)(k + (s * rowBytes));
             var row1 = (void*)(k + ((s + 1) * rowBytes));
             var row2 = (void*)(k + ((s + 2) * rowBytes));
