@@ -155,8 +155,8 @@ internal static unsafe partial class CpuGemv
     /// Four weight rows, <paramref name="gap"/> bytes apart, times one input row. It does not prefetch: its loop is
     /// short enough that the hardware prefetchers keep up with its four streams, and the prefetches only cost. On a
     /// 2-core Zen 5 EPYC, one row streamed the decode benchmark's 894 MB of fp32 weights at 52 GB/s with them and 60
-    /// without (a plain sum: 50-68), bf16 at 49 and 54 (each the median of 7 passes, in 2 alternating runs); four and
-    /// eight rows were within the noise, sixteen 10% faster with them.
+    /// without, bf16 at 49 and 54 (medians of 7 passes, 2 alternating runs); in another run fp32 read 55 and 66 GB/s, a
+    /// plain sum of the same bytes 68. Four and eight rows were within the noise, sixteen 10% faster with them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span)
