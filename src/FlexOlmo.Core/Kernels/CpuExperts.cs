@@ -91,8 +91,9 @@ internal static unsafe class CpuExperts
             var h = y + ((long)pairs * hidden); // each expert's silu(gate)·up [rows_e, I_e], in fp32
             Gather(flat, routes, x, hidden, isBf16);
             var (xAddress, yAddress, hAddress) = ((nint)x, (nint)y, (nint)h);
-            Run(plan.GateUpTasks, plan.Elements / 3 * 2, parallelism, task => plan.GateUp(task, (float*)xAddress, (float*)hAddress, isBf16, tiles));
-            Run(plan.DownTasks, plan.Elements / 3, parallelism, task => plan.Down(task, (float*)hAddress, (float*)yAddress, isBf16, tiles));
+            var elementBytes = isBf16 ? 2 : 4;
+            Run(plan.GateUpTasks, plan.Elements / 3 * 2, elementBytes, parallelism, task => plan.GateUp(task, (float*)xAddress, (float*)hAddress, isBf16, tiles));
+            Run(plan.DownTasks, plan.Elements / 3, elementBytes, parallelism, task => plan.Down(task, (float*)hAddress, (float*)yAddress, isBf16, tiles));
             if (isBf16)
             {
                 Combine<Bf16Elements>(routes, y, (void*)CpuGemv.Address(output), hidden);
@@ -107,8 +108,11 @@ internal static unsafe class CpuExperts
         return output;
     }
 
-    /// <summary>Runs a pass's tasks over the cores, or on the caller alone when its weights are small enough to live in cache (<see cref="CpuGemv"/>'s rule).</summary>
-    private static void Run(int tasks, long elements, int parallelism, Action<int> task)
+    /// <summary>
+    /// Runs a pass's tasks over the cores (recorded in <see cref="PassProfile"/>), or on the caller alone when its weights
+    /// are small enough to live in cache (<see cref="CpuGemv"/>'s rule).
+    /// </summary>
+    private static void Run(int tasks, long elements, int elementBytes, int parallelism, Action<int> task)
     {
         if (elements < CpuGemv.ParallelElements)
         {
@@ -119,7 +123,9 @@ internal static unsafe class CpuExperts
         }
         else
         {
+            var start = PassProfile.Start();
             KernelThreads.For(tasks, parallelism, task);
+            PassProfile.End(start, elements * elementBytes);
         }
     }
 

@@ -159,7 +159,9 @@ internal static unsafe partial class CpuGemv
             }
             else
             {
+                var start = PassProfile.Start();
                 KernelThreads.For(tasks, parallelism, Task);
+                PassProfile.End(start, elements * (isBf16 ? 2 : 4));
             }
         }
 
