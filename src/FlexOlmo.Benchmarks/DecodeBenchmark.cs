@@ -54,7 +54,7 @@ internal static class DecodeBenchmark
                     ["fixed_overhead_ms"] = overhead * 1000,
                     ["overhead_share"] = overhead / paired.Step,
                     ["passes_ms_per_step"] = paired.Passes.Sum(c => c.Time.TotalMilliseconds) / paired.Steps,
-                    ["passes_gbps"] = paired.Passes.Sum(c => c.Bytes) / paired.Passes.Sum(c => c.Time.TotalSeconds) / 1e9,
+                    ["passes_gbps"] = new PassTotals(long.MaxValue, paired.Passes.Sum(c => c.Passes), paired.Passes.Sum(c => c.Bytes), TimeSpan.FromTicks(paired.Passes.Sum(c => c.Time.Ticks))).BytesPerSecond / 1e9, // 0 without any
                     ["passes_by_size"] = string.Join("; ", paired.Passes.Where(c => c.Passes > 0).Select(c => Describe(c, paired.Steps))),
                 });
             }
