@@ -5,18 +5,18 @@ namespace FlexOlmo.Core.Kernels;
 /// <summary>
 /// While <see cref="Enabled"/>, how long the decode kernels' parallel passes over weights take, by the bytes of weight
 /// a pass reads: a <see cref="CpuGemv"/> call (q, k and v together, o_proj, lm_head) or one of the two passes of
-/// <see cref="CpuExperts"/> (gate and up, then down). For benchmarks: a decode step's gap to the streaming bound is
-/// mostly in how fast its passes stream, and small passes stream slower than large ones (they start cold, wake the
-/// other cores and end waiting for the slowest). Off, it costs one read of a flag per call.
+/// <see cref="CpuExperts"/> (gate and up, then down). For benchmarks: part of a decode step's gap to the streaming bound
+/// is how fast its passes stream, and small passes stream slower than large ones (they start cold, wake the other
+/// cores and end waiting for the slowest); the rest is the work between them. Off, it costs one read of a flag per call.
 /// </summary>
 public static class PassProfile
 {
     /// <summary>The classes' upper bounds (exclusive) on a pass's weight bytes: 1, 4, 16 and 64 MiB, then the rest.</summary>
     public static IReadOnlyList<long> UpperBytes { get; } = [1L << 20, 4L << 20, 16L << 20, 64L << 20, long.MaxValue];
 
-    private static readonly long[] Passes = new long[5];
-    private static readonly long[] Bytes = new long[5];
-    private static readonly long[] Ticks = new long[5];
+    private static readonly long[] Passes = new long[UpperBytes.Count];
+    private static readonly long[] Bytes = new long[UpperBytes.Count];
+    private static readonly long[] Ticks = new long[UpperBytes.Count];
     private static int _enabled;
 
     /// <summary>Whether passes are recorded; off by default.</summary>
