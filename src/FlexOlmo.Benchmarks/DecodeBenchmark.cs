@@ -41,6 +41,7 @@ internal static class DecodeBenchmark
             {
                 var paired = MeasurePaired(model, new WeightStream(model, batch), batch, prompt, newTokens, Rounds);
                 var overhead = Measure(tinyModel, batch, prompt, newTokens);
+                var passes = paired.Passes.Aggregate(default(PassTotals), (a, b) => a.Plus(b)); // every class together
                 report.Add(new()
                 {
                     ["dtype"] = TorchRuntime.Name(dtype),
@@ -53,8 +54,8 @@ internal static class DecodeBenchmark
                     ["ratio_iqr"] = $"{paired.RatioLow:0.00}-{paired.RatioHigh:0.00}",
                     ["fixed_overhead_ms"] = overhead * 1000,
                     ["overhead_share"] = overhead / paired.Step,
-                    ["passes_ms_per_step"] = paired.Passes.Sum(c => c.Time.TotalMilliseconds) / paired.Steps,
-                    ["passes_gbps"] = new PassTotals(long.MaxValue, paired.Passes.Sum(c => c.Passes), paired.Passes.Sum(c => c.Bytes), TimeSpan.FromTicks(paired.Passes.Sum(c => c.Time.Ticks))).BytesPerSecond / 1e9, // 0 without any
+                    ["passes_ms_per_step"] = passes.Time.TotalMilliseconds / paired.Steps,
+                    ["passes_gbps"] = passes.BytesPerSecond / 1e9, // 0 without any
                     ["passes_by_size"] = string.Join("; ", paired.Passes.Where(c => c.Passes > 0).Select(c => Describe(c, paired.Steps))),
                 });
             }
@@ -84,7 +85,7 @@ internal static class DecodeBenchmark
             for (var round = 0; round < rounds; round++)
             {
                 pairs.AddRange(Steps(model, batch, prompt, newTokens, stream)); // resets the profile after the prefill
-                passes = passes.Zip(PassProfile.Snapshot(), (a, b) => new PassTotals(b.UpperBytes, a.Passes + b.Passes, a.Bytes + b.Bytes, a.Time + b.Time)).ToArray();
+                passes = passes.Zip(PassProfile.Snapshot(), (a, b) => a.Plus(b)).ToArray();
             }
         }
         finally

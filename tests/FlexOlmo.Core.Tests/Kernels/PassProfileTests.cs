@@ -54,6 +54,19 @@ public sealed class PassProfileTests
         Assert.True(classes[2].Time > TimeSpan.Zero && classes[2].BytesPerSecond > 0);
     }
 
+    [Fact]
+    public void Plus_AddsPassesBytesAndTime_UnderTheLargerBound()
+    {
+        var small = new PassTotals(4 * MiB, 3, 6 * MiB, TimeSpan.FromMilliseconds(2));
+        var large = new PassTotals(16 * MiB, 1, 8 * MiB, TimeSpan.FromMilliseconds(1));
+
+        var both = default(PassTotals).Plus(small).Plus(large);
+
+        Assert.Equal(new PassTotals(16 * MiB, 4, 14 * MiB, TimeSpan.FromMilliseconds(3)), both);
+        Assert.Equal(14 * MiB / 0.003, both.BytesPerSecond, 6);
+        Assert.Equal(0, default(PassTotals).BytesPerSecond);
+    }
+
     /// <summary>Four experts of hidden 256 and intermediate 1024 in fp32: each weight 1 MiB, enough to run over the cores.</summary>
     private static FlexOlmoSparseMoeBlock Block()
     {
