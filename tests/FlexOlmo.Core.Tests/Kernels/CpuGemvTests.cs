@@ -29,6 +29,8 @@ public sealed class CpuGemvTests
     }
 
     [Theory]
+    [InlineData(ScalarType.Float32, 2)] // one tile of two input rows
+    [InlineData(ScalarType.BFloat16, 3)] // one tile of three
     [InlineData(ScalarType.Float32, 7)]
     [InlineData(ScalarType.Float32, 16)]
     [InlineData(ScalarType.BFloat16, 5)]
@@ -51,8 +53,10 @@ public sealed class CpuGemvTests
 
     [Theory]
     [InlineData(ScalarType.Float32, 1)]
+    [InlineData(ScalarType.Float32, 3)]
     [InlineData(ScalarType.Float32, 7)]
     [InlineData(ScalarType.BFloat16, 1)]
+    [InlineData(ScalarType.BFloat16, 2)]
     [InlineData(ScalarType.BFloat16, 6)]
     public void Linear_OnTheAvx2Path_EqualsTheAvx512Tiles_BitForBit(ScalarType dtype, int rows)
     {
