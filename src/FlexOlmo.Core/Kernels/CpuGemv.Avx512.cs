@@ -167,7 +167,7 @@ internal static unsafe partial class CpuGemv
     /// <see cref="Tile4x4{T}"/> for each. Each weight block is widened once for the three, not once per row as three
     /// one-row tiles would: at a decode batch of 16 with top-2 of 8, most experts get 2-7 rows. On a 2-core Zen 5 EPYC
     /// (one thread, 256 KB of bf16 weights in cache) three rows ran at 175-182 GFLOP/s where three one-row tiles ran
-    /// 102; no prefetch, as with one row (two and three rows with one were 3-4% slower over the experts' cold weights).
+    /// 100-103; no prefetch, as with one row (two and three rows with one were 3-4% slower over the experts' cold weights).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x3<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o)
@@ -221,7 +221,7 @@ internal static unsafe partial class CpuGemv
         y[(2 * o) + s3] = Finish<T>(a32, w3, x2, i, k);
     }
 
-    /// <summary>Four weight rows times two input rows, as <see cref="Tile4x3{T}"/> (two rows: 161-162 GFLOP/s where two one-row tiles ran 102).</summary>
+    /// <summary>Four weight rows times two input rows, as <see cref="Tile4x3{T}"/> (two rows: 161-162 GFLOP/s where two one-row tiles ran 100-103).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x2<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o)
         where T : struct, IWideWeights
