@@ -43,10 +43,11 @@ internal static unsafe partial class CpuGemv
     /// How many tiles (four weight rows each) every group of four input rows goes over before the next group takes them:
     /// the block stays in L2 (128-352 KB in bf16 at the decode benchmark's sizes, twice that in fp32) while the group's
     /// input rows stay in L1, which sixteen rows of 1024 or more fp32 features do not. Up to four rows, the order of work
-    /// is the plain one. On a 2-core Zen 5 EPYC, one thread at 16 input rows over weights in cache: 180-187 GFLOP/s
-    /// against 154-168 with each tile taking every group in turn at 1024 features, 172-191 against 155-167 at 2816 (with
-    /// groups of eight rows, blocks of 16-64 tiles were alike and 8 a little slower). Over the decode benchmark's cold
-    /// experts, two threads: 0.87x the time at about 16 rows per expert, 0.94x at 8, 0.95-0.99x at 4.
+    /// is the plain one. On a 2-core Zen 5 EPYC, one thread at 16 input rows over 256 KB or 2 MB of bf16 weights read
+    /// again and again: 180-187 GFLOP/s against 142-168 with each tile taking every group in turn at 1024 features,
+    /// 172-191 against 137-167 at 2816 (with groups of eight rows, blocks of 16-64 tiles were alike and 8 a little
+    /// slower). Over the decode benchmark's cold experts, two threads: 0.87x the time at about 16 rows per expert, 0.94x
+    /// at 8, 0.95-0.99x at 4.
     /// </summary>
     private const int TileBlock = 16;
 
