@@ -186,6 +186,10 @@ internal static unsafe partial class CpuGemv
     /// (one thread, 256 KB of bf16 weights in cache) three rows ran at 175-182 GFLOP/s where three one-row tiles ran
     /// 100-103; no prefetch, as with one row (two and three rows with one were 3-4% slower over the experts' cold weights).
     /// </summary>
+    /// <remarks>
+    /// Written out like the other tiles rather than one tile generic in its row count: the JIT keeps accumulators in
+    /// registers only as separate locals, and does not unroll a loop over them.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x3<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o)
         where T : struct, IWideWeights
