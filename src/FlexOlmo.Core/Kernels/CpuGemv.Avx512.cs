@@ -17,7 +17,7 @@ namespace FlexOlmo.Core.Kernels;
 /// </summary>
 /// <remarks>
 /// Bit for bit the arithmetic of the AVX2 path: a 16-lane accumulator over blocks of 16 holds, in its lower and
-/// upper halves, exactly the two 8-lane chains of <c>F32Dot1</c> (even and odd blocks of 8), and the result is the
+/// upper halves, exactly the two 8-lane chains of <see cref="Dot1{T}"/> (even and odd blocks of 8), and the result is the
 /// horizontal sum of their sum, then the same scalar tail. So outputs never depend on which path, tile or row
 /// count computed them.
 /// </remarks>
@@ -28,7 +28,8 @@ internal static unsafe partial class CpuGemv
     /// 2-core EPYC the tiles' reads and arithmetic otherwise added up instead of overlapping: measured on 1.1 GB of cold
     /// fp32 weights, 4 input rows streamed 22-23 GB/s without it and 28-29 with it (a plain sum: 31). Into L1, or
     /// less than a tile ahead, gained at most 10%. On a 2-core Xeon 2, 4 and 8 rows were within the noise; 4 is between.
-    /// Only tiles of four input rows prefetch (<see cref="Tile4x4{T}"/>); see <see cref="Tile4x1{T}"/> and <see cref="Tile4x3{T}"/> for fewer.
+    /// Only tiles of four input rows prefetch (<see cref="Tile4x4{T}"/>); see <see cref="Tile4x1{T}"/> and
+    /// <see cref="Tile4x3{T}"/> for fewer.
     /// </summary>
     private const int PrefetchRows = 4;
 

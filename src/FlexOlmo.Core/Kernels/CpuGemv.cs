@@ -206,11 +206,11 @@ internal static unsafe partial class CpuGemv
             var count = Math.Min(RowsPerPass, rows - m0);
             if (isBf16)
             {
-                Bf16Block((ushort*)w, x, y, k, o, first, last, m0, count);
+                Block256<Bf16Halves>(w, x, y, k, o, first, last, m0, count);
             }
             else
             {
-                F32Block((float*)w, x, y, k, o, first, last, m0, count);
+                Block256<F32Halves>(w, x, y, k, o, first, last, m0, count);
             }
         }
     }
@@ -264,84 +264,116 @@ internal static unsafe partial class CpuGemv
     /// <summary>One weight's share of a pass: its data, its output, and how its output features split into tasks.</summary>
     private readonly record struct Job(nint Weight, nint Output, int Outputs, int PerTask, int Tasks, long ScratchOffset);
 
+    /// <summary>
+    /// The AVX2 path: each weight row times the input rows m0 .. m0 + count, four input rows at a time, then the one to
+    /// three left over together, so that each weight block is loaded (and, for bf16, widened) once for them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void F32Block(float* w, float* x, float* y, int k, int o, int first, int last, int m0, int count)
+    private static void Block256<T>(nint w, float* x, float* y, int k, int o, int first, int last, int m0, int count)
+        where T : struct, IHalfWeights
     {
+        var stride = (nint)k * T.ElementSize;
         for (var row = first; row < last; row++)
         {
-            var wRow = w + ((long)row * k);
+            var wRow = w + (row * stride);
             var m = 0;
             for (; m + 4 <= count; m += 4)
             {
                 var x0 = x + ((long)(m0 + m) * k);
-                F32Dot4(wRow, x0, x0 + k, x0 + (2L * k), x0 + (3L * k), k, out var s0, out var s1, out var s2, out var s3);
-                y[((long)(m0 + m) * o) + row] = s0;
-                y[((long)(m0 + m + 1) * o) + row] = s1;
-                y[((long)(m0 + m + 2) * o) + row] = s2;
-                y[((long)(m0 + m + 3) * o) + row] = s3;
+                var y0 = y + ((long)(m0 + m) * o) + row;
+                Dot4<T>(wRow, x0, x0 + k, x0 + (2L * k), x0 + (3L * k), k, out y0[0], out y0[o], out y0[2L * o], out y0[3L * o]);
             }
 
-            for (; m < count; m++)
+            var xs = x + ((long)(m0 + m) * k);
+            var ys = y + ((long)(m0 + m) * o) + row;
+            switch (count - m)
             {
-                y[((long)(m0 + m) * o) + row] = F32Dot1(wRow, x + ((long)(m0 + m) * k), k);
+                case 3:
+                    Dot3<T>(wRow, xs, xs + k, xs + (2L * k), k, out ys[0], out ys[o], out ys[2L * o]);
+                    break;
+                case 2:
+                    Dot2<T>(wRow, xs, xs + k, k, out ys[0], out ys[o]);
+                    break;
+                case 1:
+                    ys[0] = Dot1<T>(wRow, xs, k);
+                    break;
             }
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Bf16Block(ushort* w, float* x, float* y, int k, int o, int first, int last, int m0, int count)
-    {
-        for (var row = first; row < last; row++)
-        {
-            var wRow = w + ((long)row * k);
-            var m = 0;
-            for (; m + 4 <= count; m += 4)
-            {
-                var x0 = x + ((long)(m0 + m) * k);
-                Bf16Dot4(wRow, x0, x0 + k, x0 + (2L * k), x0 + (3L * k), k, out var s0, out var s1, out var s2, out var s3);
-                y[((long)(m0 + m) * o) + row] = s0;
-                y[((long)(m0 + m + 1) * o) + row] = s1;
-                y[((long)(m0 + m + 2) * o) + row] = s2;
-                y[((long)(m0 + m + 3) * o) + row] = s3;
-            }
-
-            for (; m < count; m++)
-            {
-                y[((long)(m0 + m) * o) + row] = Bf16Dot1(wRow, x + ((long)(m0 + m) * k), k);
-            }
-        }
-    }
-
+    /// <summary>
+    /// One weight row times one input row: two 8-lane chains over blocks of 16 (the lower and upper 8), the horizontal
+    /// sum of their sum, then a scalar tail. Every other dot product here and every AVX-512 tile does exactly this per row.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float F32Dot1(float* w, float* x, int k)
+    private static float Dot1<T>(nint w, float* x, int k)
+        where T : struct, IHalfWeights
     {
         Vector256<float> a = default, b = default;
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            a = Fma.MultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a);
-            b = Fma.MultiplyAdd(Vector256.Load(w + i + 8), Vector256.Load(x + i + 8), b);
+            var (low, high) = T.Load16(w, i);
+            a = Fma.MultiplyAdd(low, Vector256.Load(x + i), a);
+            b = Fma.MultiplyAdd(high, Vector256.Load(x + i + 8), b);
         }
 
-        var sum = Vector256.Sum(a + b);
-        for (; i < k; i++)
-        {
-            sum += w[i] * x[i];
-        }
-
-        return sum;
+        return Tail<T>(a + b, w, x, i, k);
     }
 
-    /// <summary>Four rows at once with, per row, exactly <see cref="F32Dot1"/>'s arithmetic, so a row's result never depends on the rows beside it.</summary>
+    /// <summary>Two input rows at once with, per row, exactly <see cref="Dot1{T}"/>'s arithmetic.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void F32Dot4(float* w, float* x0, float* x1, float* x2, float* x3, int k, out float s0, out float s1, out float s2, out float s3)
+    private static void Dot2<T>(nint w, float* x0, float* x1, int k, out float s0, out float s1)
+        where T : struct, IHalfWeights
+    {
+        Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
+        var i = 0;
+        for (; i + 16 <= k; i += 16)
+        {
+            var (low, high) = T.Load16(w, i);
+            a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
+            b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
+            a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
+            b1 = Fma.MultiplyAdd(high, Vector256.Load(x1 + i + 8), b1);
+        }
+
+        s0 = Tail<T>(a0 + b0, w, x0, i, k);
+        s1 = Tail<T>(a1 + b1, w, x1, i, k);
+    }
+
+    /// <summary>Three input rows at once with, per row, exactly <see cref="Dot1{T}"/>'s arithmetic.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Dot3<T>(nint w, float* x0, float* x1, float* x2, int k, out float s0, out float s1, out float s2)
+        where T : struct, IHalfWeights
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, b0 = default, b1 = default, b2 = default;
+        var i = 0;
+        for (; i + 16 <= k; i += 16)
+        {
+            var (low, high) = T.Load16(w, i);
+            a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
+            b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
+            a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
+            b1 = Fma.MultiplyAdd(high, Vector256.Load(x1 + i + 8), b1);
+            a2 = Fma.MultiplyAdd(low, Vector256.Load(x2 + i), a2);
+            b2 = Fma.MultiplyAdd(high, Vector256.Load(x2 + i + 8), b2);
+        }
+
+        s0 = Tail<T>(a0 + b0, w, x0, i, k);
+        s1 = Tail<T>(a1 + b1, w, x1, i, k);
+        s2 = Tail<T>(a2 + b2, w, x2, i, k);
+    }
+
+    /// <summary>Four input rows at once with, per row, exactly <see cref="Dot1{T}"/>'s arithmetic.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4<T>(nint w, float* x0, float* x1, float* x2, float* x3, int k, out float s0, out float s1, out float s2, out float s3)
+        where T : struct, IHalfWeights
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            var low = Vector256.Load(w + i);
-            var high = Vector256.Load(w + i + 8);
+            var (low, high) = T.Load16(w, i);
             a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
             b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
             a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
@@ -352,82 +384,65 @@ internal static unsafe partial class CpuGemv
             b3 = Fma.MultiplyAdd(high, Vector256.Load(x3 + i + 8), b3);
         }
 
-        s0 = Vector256.Sum(a0 + b0);
-        s1 = Vector256.Sum(a1 + b1);
-        s2 = Vector256.Sum(a2 + b2);
-        s3 = Vector256.Sum(a3 + b3);
-        for (; i < k; i++)
-        {
-            s0 += w[i] * x0[i];
-            s1 += w[i] * x1[i];
-            s2 += w[i] * x2[i];
-            s3 += w[i] * x3[i];
-        }
+        s0 = Tail<T>(a0 + b0, w, x0, i, k);
+        s1 = Tail<T>(a1 + b1, w, x1, i, k);
+        s2 = Tail<T>(a2 + b2, w, x2, i, k);
+        s3 = Tail<T>(a3 + b3, w, x3, i, k);
     }
 
-    /// <summary>bf16 is the upper half of an fp32: widening to 32 bits and shifting left by 16 is exact.</summary>
+    /// <summary>The horizontal sum of <paramref name="chains"/> (even chain + odd chain), then the scalar tail from <paramref name="i"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<float> Low, Vector256<float> High) Widen(ushort* w)
+    private static float Tail<T>(Vector256<float> chains, nint w, float* x, int i, int k)
+        where T : struct, IHalfWeights
     {
-        var low = Avx2.ConvertToVector256Int32((short*)w); // vpmovsxwd from memory
-        var high = Avx2.ConvertToVector256Int32((short*)w + 8);
-        return (Avx2.ShiftLeftLogical(low, 16).AsSingle(), Avx2.ShiftLeftLogical(high, 16).AsSingle());
+        var sum = Vector256.Sum(chains);
+        for (; i < k; i++)
+        {
+            sum += T.Load1(w, i) * x[i];
+        }
+
+        return sum;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Bf16(ushort bits) => BFloat16Bits.ToSingle(bits);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float Bf16Dot1(ushort* w, float* x, int k)
+    /// <summary>How sixteen weights become two fp32 halves of eight for the AVX2 path: one implementation per storage dtype, specialised by the JIT.</summary>
+    private interface IHalfWeights
     {
-        Vector256<float> a = default, b = default;
-        var i = 0;
-        for (; i + 16 <= k; i += 16)
-        {
-            var (low, high) = Widen(w + i);
-            a = Fma.MultiplyAdd(low, Vector256.Load(x + i), a);
-            b = Fma.MultiplyAdd(high, Vector256.Load(x + i + 8), b);
-        }
+        static abstract int ElementSize { get; }
 
-        var sum = Vector256.Sum(a + b);
-        for (; i < k; i++)
-        {
-            sum += Bf16(w[i]) * x[i];
-        }
+        static abstract (Vector256<float> Low, Vector256<float> High) Load16(nint row, int i);
 
-        return sum;
+        static abstract float Load1(nint row, int i);
     }
 
-    /// <summary>Four rows at once with, per row, exactly <see cref="Bf16Dot1"/>'s arithmetic.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Bf16Dot4(ushort* w, float* x0, float* x1, float* x2, float* x3, int k, out float s0, out float s1, out float s2, out float s3)
+    private readonly struct F32Halves : IHalfWeights
     {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        var i = 0;
-        for (; i + 16 <= k; i += 16)
+        public static int ElementSize => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> Low, Vector256<float> High) Load16(nint row, int i) =>
+            (Vector256.Load((float*)row + i), Vector256.Load((float*)row + i + 8));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(nint row, int i) => ((float*)row)[i];
+    }
+
+    /// <summary>bf16 is the upper half of an fp32: widening to 32 bits and shifting left by 16 is exact.</summary>
+    private readonly struct Bf16Halves : IHalfWeights
+    {
+        public static int ElementSize => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> Low, Vector256<float> High) Load16(nint row, int i)
         {
-            var (low, high) = Widen(w + i);
-            a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
-            b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
-            a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
-            b1 = Fma.MultiplyAdd(high, Vector256.Load(x1 + i + 8), b1);
-            a2 = Fma.MultiplyAdd(low, Vector256.Load(x2 + i), a2);
-            b2 = Fma.MultiplyAdd(high, Vector256.Load(x2 + i + 8), b2);
-            a3 = Fma.MultiplyAdd(low, Vector256.Load(x3 + i), a3);
-            b3 = Fma.MultiplyAdd(high, Vector256.Load(x3 + i + 8), b3);
+            var low = Avx2.ConvertToVector256Int32((short*)row + i); // vpmovsxwd from memory
+            var high = Avx2.ConvertToVector256Int32((short*)row + i + 8);
+            return (Avx2.ShiftLeftLogical(low, 16).AsSingle(), Avx2.ShiftLeftLogical(high, 16).AsSingle());
         }
 
-        s0 = Vector256.Sum(a0 + b0);
-        s1 = Vector256.Sum(a1 + b1);
-        s2 = Vector256.Sum(a2 + b2);
-        s3 = Vector256.Sum(a3 + b3);
-        for (; i < k; i++)
-        {
-            var wi = Bf16(w[i]);
-            s0 += wi * x0[i];
-            s1 += wi * x1[i];
-            s2 += wi * x2[i];
-            s3 += wi * x3[i];
-        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(nint row, int i) => Bf16(((ushort*)row)[i]);
     }
 }
