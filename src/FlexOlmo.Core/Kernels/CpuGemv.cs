@@ -266,7 +266,8 @@ internal static unsafe partial class CpuGemv
 
     /// <summary>
     /// The AVX2 path: each weight row times the input rows m0 .. m0 + count, four input rows at a time, then the one to
-    /// three left over together, so that each weight block is loaded (and, for bf16, widened) once for them.
+    /// three left over together, so that each weight block is loaded (and, for bf16, widened) once for them. The dot
+    /// products are written out per row count for the reason <see cref="Tile4x3{T}"/> gives.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block256<T>(nint w, float* x, float* y, int k, int o, int first, int last, int m0, int count)
