@@ -328,50 +328,9 @@ internal static unsafe partial class CpuGemv
         Sse.Prefetch1(at + (3 * gap));
     }
 
-    /// <summary>The AVX2 path's ending: the horizontal sum of (even chain + odd chain), then the scalar tail from <paramref name="i"/>.</summary>
+    /// <summary>The AVX2 path's ending (<see cref="Tail{T}"/>) for a 16-lane accumulator: its lower half is the even chain, its upper the odd.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Finish<T>(Vector512<float> accumulator, nint w, float* x, int i, int k)
-        where T : struct, IWideWeights
-    {
-        var sum = Vector256.Sum(accumulator.GetLower() + accumulator.GetUpper());
-        for (; i < k; i++)
-        {
-            sum += T.Load1(w, i) * x[i];
-        }
-
-        return sum;
-    }
-
-    /// <summary>How sixteen weights become fp32: one implementation per storage dtype, specialised by the JIT.</summary>
-    private interface IWideWeights
-    {
-        static abstract int ElementSize { get; }
-
-        static abstract Vector512<float> Load16(nint row, int i);
-
-        static abstract float Load1(nint row, int i);
-    }
-
-    private readonly struct F32Wide : IWideWeights
-    {
-        public static int ElementSize => 4;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load16(nint row, int i) => Vector512.Load((float*)row + i);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load1(nint row, int i) => ((float*)row)[i];
-    }
-
-    private readonly struct Bf16Wide : IWideWeights
-    {
-        public static int ElementSize => 2;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load16(nint row, int i) =>
-            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + i)), 16).AsSingle();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load1(nint row, int i) => Bf16(((ushort*)row)[i]);
-    }
+        where T : struct, IWideWeights =>
+        Tail<T>(accumulator.GetLower() + accumulator.GetUpper(), w, x, i, k);
 }

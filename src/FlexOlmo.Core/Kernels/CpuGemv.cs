@@ -191,11 +191,11 @@ internal static unsafe partial class CpuGemv
         {
             if (isBf16)
             {
-                Block512<Bf16Wide>(w, x, y, k, o, first, last, rows);
+                Block512<Bf16Weights>(w, x, y, k, o, first, last, rows);
             }
             else
             {
-                Block512<F32Wide>(w, x, y, k, o, first, last, rows);
+                Block512<F32Weights>(w, x, y, k, o, first, last, rows);
             }
 
             return;
@@ -206,11 +206,11 @@ internal static unsafe partial class CpuGemv
             var count = Math.Min(RowsPerPass, rows - m0);
             if (isBf16)
             {
-                Block256<Bf16Halves>(w, x, y, k, o, first, last, m0, count);
+                Block256<Bf16Weights>(w, x, y, k, o, first, last, m0, count);
             }
             else
             {
-                Block256<F32Halves>(w, x, y, k, o, first, last, m0, count);
+                Block256<F32Weights>(w, x, y, k, o, first, last, m0, count);
             }
         }
     }
@@ -314,7 +314,7 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            var (low, high) = T.Load16(w, i);
+            var (low, high) = T.LoadHalves(w, i);
             a = Fma.MultiplyAdd(low, Vector256.Load(x + i), a);
             b = Fma.MultiplyAdd(high, Vector256.Load(x + i + 8), b);
         }
@@ -331,7 +331,7 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            var (low, high) = T.Load16(w, i);
+            var (low, high) = T.LoadHalves(w, i);
             a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
             b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
             a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
@@ -351,7 +351,7 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            var (low, high) = T.Load16(w, i);
+            var (low, high) = T.LoadHalves(w, i);
             a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
             b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
             a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
@@ -374,7 +374,7 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
-            var (low, high) = T.Load16(w, i);
+            var (low, high) = T.LoadHalves(w, i);
             a0 = Fma.MultiplyAdd(low, Vector256.Load(x0 + i), a0);
             b0 = Fma.MultiplyAdd(high, Vector256.Load(x0 + i + 8), b0);
             a1 = Fma.MultiplyAdd(low, Vector256.Load(x1 + i), a1);
@@ -405,38 +405,45 @@ internal static unsafe partial class CpuGemv
         return sum;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Bf16(ushort bits) => BFloat16Bits.ToSingle(bits);
-
-    /// <summary>How sixteen weights become two fp32 halves of eight for the AVX2 path: one implementation per storage dtype, specialised by the JIT.</summary>
+    /// <summary>How weights of one storage dtype become fp32, for the AVX2 path: one implementation per dtype, specialised by the JIT.</summary>
     private interface IHalfWeights
     {
         static abstract int ElementSize { get; }
 
-        static abstract (Vector256<float> Low, Vector256<float> High) Load16(nint row, int i);
+        /// <summary>Sixteen weights from element <paramref name="i"/> on, as two fp32 halves of eight.</summary>
+        static abstract (Vector256<float> Low, Vector256<float> High) LoadHalves(nint row, int i);
 
         static abstract float Load1(nint row, int i);
     }
 
-    private readonly struct F32Halves : IHalfWeights
+    /// <summary>As <see cref="IHalfWeights"/>, with the sixteen in one AVX-512 vector for the tiles (called only where <see cref="UsesAvx512"/>).</summary>
+    private interface IWideWeights : IHalfWeights
+    {
+        static abstract Vector512<float> Load16(nint row, int i);
+    }
+
+    private readonly struct F32Weights : IWideWeights
     {
         public static int ElementSize => 4;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> Low, Vector256<float> High) Load16(nint row, int i) =>
+        public static (Vector256<float> Low, Vector256<float> High) LoadHalves(nint row, int i) =>
             (Vector256.Load((float*)row + i), Vector256.Load((float*)row + i + 8));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load16(nint row, int i) => Vector512.Load((float*)row + i);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Load1(nint row, int i) => ((float*)row)[i];
     }
 
     /// <summary>bf16 is the upper half of an fp32: widening to 32 bits and shifting left by 16 is exact.</summary>
-    private readonly struct Bf16Halves : IHalfWeights
+    private readonly struct Bf16Weights : IWideWeights
     {
         public static int ElementSize => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> Low, Vector256<float> High) Load16(nint row, int i)
+        public static (Vector256<float> Low, Vector256<float> High) LoadHalves(nint row, int i)
         {
             var low = Avx2.ConvertToVector256Int32((short*)row + i); // vpmovsxwd from memory
             var high = Avx2.ConvertToVector256Int32((short*)row + i + 8);
@@ -444,6 +451,10 @@ internal static unsafe partial class CpuGemv
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Load1(nint row, int i) => Bf16(((ushort*)row)[i]);
+        public static Vector512<float> Load16(nint row, int i) =>
+            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + i)), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(nint row, int i) => BFloat16Bits.ToSingle(((ushort*)row)[i]);
     }
 }
