@@ -107,20 +107,42 @@ public sealed class DecodeKernelTests
         return output;
     }
 
-    [Fact]
-    public void Attention_OfSeveralRows_EqualsEachRowAlone_BitForBit()
+    [Theory]
+    [InlineData(ScalarType.Float32, 5, 61)] // a task per head
+    [InlineData(ScalarType.Float32, 16, 190)] // a task per row, split over the cores
+    [InlineData(ScalarType.BFloat16, 16, 190)]
+    public void Attention_OfSeveralRows_EqualsEachRowAlone_BitForBit(ScalarType dtype, int rows, int length)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(12);
-        var keys = randn([5, 2, 70, 64]);
-        var values = randn([5, 2, 70, 64]);
-        var query = randn([5, 8, 1, 64]);
+        var keys = randn([rows, 2, length + 9, 64]).to(dtype);
+        var values = randn([rows, 2, length + 9, 64]).to(dtype);
+        var query = randn([rows, 8, 1, 64]).to(dtype);
 
-        var together = CpuDecodeAttention.Attend(query, keys, values, 61);
-        var alone = cat(Enumerable.Range(0, 5).Select(r => CpuDecodeAttention.Attend(query.narrow(0, r, 1), keys.narrow(0, r, 1).contiguous(), values.narrow(0, r, 1).contiguous(), 61)).ToArray(), 0);
+        var together = CpuDecodeAttention.Attend(query, keys, values, length);
+        var alone = cat(Enumerable.Range(0, rows).Select(r => CpuDecodeAttention.Attend(query.narrow(0, r, 1), keys.narrow(0, r, 1).contiguous(), values.narrow(0, r, 1).contiguous(), length)).ToArray(), 0);
 
         Assert.True(together.equal(alone).all().item<bool>());
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(16)]
+    public void Attention_InBf16_IsTheFp32ArithmeticRoundedOnce_BitForBit(int rows)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(15);
+        var keys = randn([rows, 2, 140, 64]).to(ScalarType.BFloat16);
+        var values = randn([rows, 2, 140, 64]).to(ScalarType.BFloat16);
+        var query = (randn([rows, 8, 1, 64]) * 3).to(ScalarType.BFloat16);
+
+        var actual = CpuDecodeAttention.Attend(query, keys, values, 131);
+        var widened = CpuDecodeAttention.Attend(query.to(ScalarType.Float32), keys.to(ScalarType.Float32), values.to(ScalarType.Float32), 131);
+
+        Assert.Equal(ScalarType.BFloat16, actual.dtype);
+        Assert.True(actual.equal(widened.to(ScalarType.BFloat16)).all().item<bool>()); // bf16 widens exactly; one rounding, libtorch's
     }
 
     [Theory]
