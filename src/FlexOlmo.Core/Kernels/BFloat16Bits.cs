@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace FlexOlmo.Core.Kernels;
 
@@ -35,9 +36,19 @@ internal static class BFloat16Bits
     }
 
     /// <summary>Eight at once, exactly <see cref="ToSingle(ushort)"/>: bf16 is the upper half of an fp32, so widening and shifting left by 16 is exact.</summary>
+    /// <remarks>
+    /// With AVX2, one zero-extension to 32 bits (which folds the load) and one shift: the portable widening's two halves
+    /// and their join cost more where the kernels widen every bf16 they read, as attention does for its keys and values
+    /// (measured on a 2-core Zen 5 EPYC, 16 rows of 16 heads over 144 keys in cache: 0.8x the time).
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> ToSingle(Vector128<ushort> bits)
     {
+        if (Avx2.IsSupported)
+        {
+            return Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(bits), 16).AsSingle();
+        }
+
         var (lower, upper) = Vector128.Widen(bits);
         return Vector256.Create(lower << 16, upper << 16).AsSingle();
     }
