@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
 using FlexOlmo.Core.Kernels;
 using FlexOlmo.Formats;
 using static TorchSharp.torch;
@@ -83,28 +85,69 @@ public sealed class TokenSampler : IDisposable
         }
     }
 
+    /// <summary>
+    /// The first NaN's index if there is one, else the first of the largest: the largest value found eight lanes at a
+    /// time (a block holding a NaN ends the search there), then the first element equal to it. Vectorised because a
+    /// batch-16 decode step reads sixteen rows of 50k logits here: measured on a 2-core Zen 5 EPYC, 16 rows of 50,304
+    /// bf16 logits took 0.19 ms against 0.67 ms for the scalar loop, in a bf16 decode step of about 50 ms.
+    /// </summary>
     private static unsafe int FirstLargest<T>(void* values, int count)
         where T : struct, IElements
     {
-        var best = 0;
-        var bestValue = float.NegativeInfinity;
-        for (var i = 0; i < count; i++)
+        var i = 0;
+        var largest = Vector256.Create(float.NegativeInfinity);
+        for (; i + 8 <= count; i += 8)
         {
-            var value = T.Load1(values, i);
-            if (float.IsNaN(value))
+            var block = T.Load8(values, i);
+            if (!Vector256.EqualsAll(block, block))
             {
-                return i;
+                return i + FirstNaN(Vector256.Equals(block, block));
             }
 
-            if (value > bestValue || i == 0)
+            largest = Vector256.Max(largest, block);
+        }
+
+        var best = float.NegativeInfinity;
+        for (var lane = 0; lane < 8; lane++)
+        {
+            best = Math.Max(best, largest.GetElement(lane));
+        }
+
+        for (var j = i; j < count; j++)
+        {
+            var value = T.Load1(values, j);
+            if (float.IsNaN(value))
             {
-                best = i;
-                bestValue = value;
+                return j;
+            }
+
+            best = Math.Max(best, value);
+        }
+
+        var target = Vector256.Create(best);
+        for (i = 0; i + 8 <= count; i += 8)
+        {
+            var equal = Vector256.Equals(T.Load8(values, i), target);
+            if (equal != Vector256<float>.Zero)
+            {
+                return i + BitOperations.TrailingZeroCount(equal.ExtractMostSignificantBits());
             }
         }
 
-        return best;
+        for (; i < count; i++)
+        {
+            if (T.Load1(values, i) == best)
+            {
+                return i;
+            }
+        }
+
+        return 0; // not reached: best is one of the values (every value is -inf, or there are none, gives 0 as torch.argmax)
     }
+
+    /// <summary>The first lane of a block that is not equal to itself, from the block's self-comparison.</summary>
+    private static int FirstNaN(Vector256<float> selfEqual) =>
+        BitOperations.TrailingZeroCount(~selfEqual.ExtractMostSignificantBits());
 
     public void Dispose()
     {

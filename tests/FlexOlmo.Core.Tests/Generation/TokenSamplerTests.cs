@@ -45,4 +45,30 @@ public sealed class TokenSamplerTests
         Assert.Equal(777, TokenSampler.Greedy(logits[3, 0]));
         Assert.Equal(logits[1, 0].argmax().item<long>(), TokenSampler.Greedy(logits[1, 0].to(ScalarType.Float16))); // other dtypes through libtorch
     }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Greedy_FindsTheFirstNaNOrFirstLargest_InEveryLaneAndTheTail(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(4);
+        foreach (var count in new[] { 8, 13, 16, 37 })
+        {
+            for (var at = 0; at < count; at++)
+            {
+                var largest = randn([count]);
+                largest[at] = tensor(50f);
+                largest[count - 1] = tensor(50f); // a tie at the end, after the first
+                var withNaN = randn([count]);
+                withNaN[at] = tensor(float.NaN);
+                withNaN[count - 1] = tensor(float.NaN);
+                withNaN[0] = tensor(float.PositiveInfinity);
+                foreach (var values in new[] { largest.to(dtype), withNaN.to(dtype) })
+                {
+                    Assert.Equal(values.to(ScalarType.Float64).argmax().item<long>(), TokenSampler.Greedy(values));
+                }
+            }
+        }
+    }
 }
