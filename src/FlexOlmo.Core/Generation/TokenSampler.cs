@@ -142,7 +142,7 @@ public sealed class TokenSampler : IDisposable
             }
         }
 
-        return 0; // not reached: best is one of the values (every value is -inf, or there are none, gives 0 as torch.argmax)
+        return 0; // only with no values at all: otherwise best is one of them
     }
 
     /// <summary>The first lane of a block that is not equal to itself, from the block's self-comparison.</summary>

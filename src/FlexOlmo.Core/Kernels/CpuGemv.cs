@@ -443,12 +443,8 @@ internal static unsafe partial class CpuGemv
         public static int ElementSize => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> Low, Vector256<float> High) LoadHalves(nint row, int i)
-        {
-            var low = Avx2.ConvertToVector256Int32((short*)row + i); // vpmovsxwd from memory
-            var high = Avx2.ConvertToVector256Int32((short*)row + i + 8);
-            return (Avx2.ShiftLeftLogical(low, 16).AsSingle(), Avx2.ShiftLeftLogical(high, 16).AsSingle());
-        }
+        public static (Vector256<float> Low, Vector256<float> High) LoadHalves(nint row, int i) =>
+            (BFloat16Bits.ToSingle(Vector128.Load((ushort*)row + i)), BFloat16Bits.ToSingle(Vector128.Load((ushort*)row + i + 8)));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load16(nint row, int i) =>
