@@ -24,14 +24,16 @@ namespace FlexOlmo.Core.Kernels;
 internal static unsafe partial class CpuGemv
 {
     /// <summary>
-    /// How far ahead a tile prefetches its weights: each of its four streams' same columns, this many rows on. On a
-    /// 2-core EPYC the tiles' reads and arithmetic otherwise added up instead of overlapping: measured on 1.1 GB of cold
-    /// fp32 weights, 4 input rows streamed 22-23 GB/s without it and 28-29 with it (a plain sum: 31). Into L1, or
-    /// less than a tile ahead, gained at most 10%. On a 2-core Xeon 2, 4 and 8 rows were within the noise; 4 is between.
-    /// Only tiles of four input rows prefetch (<see cref="Tile4x4{T}"/>); see <see cref="Tile4x1{T}"/> and
-    /// <see cref="Tile4x3{T}"/> for fewer.
+    /// How far ahead, in bytes, each of a tile's four weight streams is prefetched into L1 (<c>prefetcht0</c>) while the
+    /// tile computes: 2 KB, a row or less. Only the first group of input rows over a block prefetches (the others find
+    /// the block in L2). On a 2-core Zen 5 EPYC, per decode step alternating in one run of the decode benchmark, against
+    /// the four rows ahead into L2 (<c>prefetcht1</c>) that the tiles of four rows made before: bf16 batch 1 9.0 against
+    /// 13.1 ms a step, batch 16 49.7 against 62.0; fp32 21.4 against 23.3 and 80.5 against 93.4. A probe of the benchmark's
+    /// cold experts at 16 tokens (1.1 GB of bf16, alternating in one process): into L2 at any distance 0.99-1.06x the time
+    /// of no prefetch at all, into L1 at 4 or 8 KB 0.93x, at 2 KB 0.85-0.87x, at 1 KB 0.92x, at 512 bytes 0.98x; the
+    /// tiles of one to three rows prefetching too, 0.83x that again (fp32 0.94 and 0.96x).
     /// </summary>
-    private const int PrefetchRows = 4;
+    private const int PrefetchBytes = 2048;
 
     /// <summary>
     /// Whether the tiles compute every call, one row included. One row takes four weight rows at a time: on a 2-core
@@ -70,20 +72,20 @@ internal static unsafe partial class CpuGemv
                 for (var row = r0; row < r1; row++)
                 {
                     var w0 = w + (row * stride);
+                    var ahead = m == 0 ? w0 + PrefetchBytes : 0; // each stream PrefetchBytes on, read while this tile computes; later groups find the block in L2
                     switch (count)
                     {
                         case 4:
-                            var ahead = m == 0 ? w0 + (PrefetchRows * stride) : 0; // each stream's same columns, PrefetchRows rows on: read while this tile computes
                             Tile4x4<T>(w0, gap, xs, k, ys + row, span, o, ahead);
                             break;
                         case 3:
-                            Tile4x3<T>(w0, gap, xs, k, ys + row, span, o);
+                            Tile4x3<T>(w0, gap, xs, k, ys + row, span, o, ahead);
                             break;
                         case 2:
-                            Tile4x2<T>(w0, gap, xs, k, ys + row, span, o);
+                            Tile4x2<T>(w0, gap, xs, k, ys + row, span, o, ahead);
                             break;
                         default:
-                            Tile4x1<T>(w0, gap, xs, k, ys + row, span);
+                            Tile4x1<T>(w0, gap, xs, k, ys + row, span, ahead);
                             break;
                     }
                 }
@@ -110,8 +112,8 @@ internal static unsafe partial class CpuGemv
 
     /// <summary>
     /// Weight rows w0, w0 + gap, w0 + 2 gap, w0 + 3 gap times input rows x..x+3k: y[j*o + c*span] for input j and weight
-    /// row c. Where <paramref name="ahead"/> is not 0, the same columns of the four rows there are prefetched into L2 as
-    /// these are read.
+    /// row c. Where <paramref name="ahead"/> is not 0, the four streams are prefetched from there on as they are read
+    /// (<see cref="PrefetchBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x4<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o, nint ahead)
@@ -185,14 +187,14 @@ internal static unsafe partial class CpuGemv
     /// <see cref="Tile4x4{T}"/> for each. Each weight block is widened once for the three, not once per row as three
     /// one-row tiles would: at a decode batch of 16 with top-2 of 8, most experts get 2-7 rows. On a 2-core Zen 5 EPYC
     /// (one thread, 256 KB of bf16 weights in cache) three rows ran at 175-182 GFLOP/s where three one-row tiles ran
-    /// 100-103; no prefetch, as with one row (two and three rows with one were 3-4% slower over the experts' cold weights).
+    /// 100-103. Prefetches as <see cref="Tile4x4{T}"/> does.
     /// </summary>
     /// <remarks>
     /// Written out like the other tiles rather than one tile generic in its row count: the JIT keeps accumulators in
     /// registers only as separate locals, and does not unroll a loop over them.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x3<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o)
+    private static void Tile4x3<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o, nint ahead)
         where T : struct, IWideWeights
     {
         var w1 = w0 + gap;
@@ -207,6 +209,11 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            if (ahead != 0)
+            {
+                Prefetch(ahead, gap, i * T.ElementSize);
+            }
+
             var v0 = Vector512.Load(x + i);
             var v1 = Vector512.Load(x1 + i);
             var v2 = Vector512.Load(x2 + i);
@@ -245,7 +252,7 @@ internal static unsafe partial class CpuGemv
 
     /// <summary>Four weight rows times two input rows, as <see cref="Tile4x3{T}"/> (two rows: 161-162 GFLOP/s where two one-row tiles ran 100-103).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x2<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o)
+    private static void Tile4x2<T>(nint w0, nint gap, float* x, int k, float* y, int span, int o, nint ahead)
         where T : struct, IWideWeights
     {
         var w1 = w0 + gap;
@@ -259,6 +266,11 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            if (ahead != 0)
+            {
+                Prefetch(ahead, gap, i * T.ElementSize);
+            }
+
             var v0 = Vector512.Load(x + i);
             var v1 = Vector512.Load(x1 + i);
             var u = T.Load16(w0, i);
@@ -287,14 +299,13 @@ internal static unsafe partial class CpuGemv
     }
 
     /// <summary>
-    /// Four weight rows, <paramref name="gap"/> bytes apart, times one input row. It does not prefetch: its loop is
-    /// short enough that the hardware prefetchers keep up with its four streams, and the prefetches only cost. On a
-    /// 2-core Zen 5 EPYC, one row streamed the decode benchmark's 894 MB of fp32 weights at 52 GB/s with them and 60
-    /// without, bf16 at 49 and 54 (medians of 7 passes, 2 alternating runs); in another run fp32 read 55 and 66 GB/s, a
-    /// plain sum of the same bytes 68. Four and eight rows were within the noise, sixteen 10% faster with them.
+    /// Four weight rows, <paramref name="gap"/> bytes apart, times one input row; prefetches as <see cref="Tile4x4{T}"/>
+    /// does. The prefetch into L2 four rows ahead that the tiles of four rows made before cost the one-row tiles (on a
+    /// 2-core Zen 5 EPYC, 894 MB of bf16 weights streamed at 49 GB/s with it and 54 without); into L1 2 KB ahead, the
+    /// decode benchmark's batch-1 step took 0.69x the time in bf16 and 0.92x in fp32 (see <see cref="PrefetchBytes"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span)
+    private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span, nint ahead)
         where T : struct, IWideWeights
     {
         var w1 = w0 + gap;
@@ -304,6 +315,11 @@ internal static unsafe partial class CpuGemv
         var i = 0;
         for (; i + 16 <= k; i += 16)
         {
+            if (ahead != 0)
+            {
+                Prefetch(ahead, gap, i * T.ElementSize);
+            }
+
             var v = Vector512.Load(x + i);
             a0 = Avx512F.FusedMultiplyAdd(T.Load16(w0, i), v, a0);
             a1 = Avx512F.FusedMultiplyAdd(T.Load16(w1, i), v, a1);
@@ -317,15 +333,15 @@ internal static unsafe partial class CpuGemv
         y[3 * span] = Finish<T>(a3, w3, x, i, k);
     }
 
-    /// <summary>Into L2 (a prefetch never faults, so past the end of the weight is harmless): four rows, <paramref name="gap"/> bytes apart, at one byte offset.</summary>
+    /// <summary>Into L1 (a prefetch never faults, so past the end of the weight is harmless): four streams, <paramref name="gap"/> bytes apart, at one byte offset.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(nint ahead, nint gap, nint offset)
     {
         var at = (byte*)(ahead + offset);
-        Sse.Prefetch1(at);
-        Sse.Prefetch1(at + gap);
-        Sse.Prefetch1(at + (2 * gap));
-        Sse.Prefetch1(at + (3 * gap));
+        Sse.Prefetch0(at);
+        Sse.Prefetch0(at + gap);
+        Sse.Prefetch0(at + (2 * gap));
+        Sse.Prefetch0(at + (3 * gap));
     }
 
     /// <summary>The AVX2 path's ending (<see cref="Tail{T}"/>) for a 16-lane accumulator: its lower half is the even chain, its upper the odd.</summary>

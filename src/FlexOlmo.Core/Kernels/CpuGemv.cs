@@ -16,8 +16,8 @@ namespace FlexOlmo.Core.Kernels;
 /// with 1 or 2 threads, against 34 GB/s for a plain read) and takes a slower path still for bf16 at one row, so
 /// decoding, which streams every weight once per token, ran at half the memory bandwidth. Accumulates in fp32
 /// (bf16 weights are widened exactly); used only without autograd. With AVX-512 every call, one row included, runs
-/// the tiles of four weight rows, which prefetch ahead when they take four input rows at a time (see <c>UsesAvx512</c>
-/// and <c>PrefetchRows</c>); without it, rows go one weight row at a time in AVX2 with the same arithmetic.
+/// the tiles of four weight rows, which prefetch their weights a little ahead into L1 (see <c>UsesAvx512</c> and
+/// <c>PrefetchBytes</c>); without it, rows go one weight row at a time in AVX2 with the same arithmetic.
 /// </remarks>
 internal static unsafe partial class CpuGemv
 {
