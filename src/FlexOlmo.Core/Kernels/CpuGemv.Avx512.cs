@@ -302,7 +302,9 @@ internal static unsafe partial class CpuGemv
     /// Four weight rows, <paramref name="gap"/> bytes apart, times one input row; prefetches as <see cref="Tile4x4{T}"/>
     /// does. The prefetch into L2 four rows ahead that the tiles of four rows made before cost the one-row tiles (on a
     /// 2-core Zen 5 EPYC, 894 MB of bf16 weights streamed at 49 GB/s with it and 54 without); into L1 2 KB ahead, the
-    /// decode benchmark's batch-1 step took 0.69x the time in bf16 and 0.92x in fp32 (see <see cref="PrefetchBytes"/>).
+    /// decode benchmark's batch-1 step took 0.69x the time in bf16 and 0.92x in fp32, per step alternating in one run
+    /// (see <see cref="PrefetchBytes"/>). In three runs alternating with the build before, bf16 steps took 8.8-9.6 ms
+    /// against 11.2-13.1 and fp32 steps were no faster (19.7-19.9 against 17.9-21.1).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x1<T>(nint w0, nint gap, float* x, int k, float* y, int span, nint ahead)
