@@ -52,4 +52,16 @@ internal static class BFloat16Bits
         var (lower, upper) = Vector128.Widen(bits);
         return Vector256.Create(lower << 16, upper << 16).AsSingle();
     }
+
+    /// <summary>Sixteen at once, exactly <see cref="ToSingle(ushort)"/>: with AVX-512 one zero-extension and one shift, as <see cref="ToSingle(Vector128{ushort})"/> does with AVX2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ToSingle(Vector256<ushort> bits)
+    {
+        if (Avx512F.IsSupported)
+        {
+            return Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(bits), 16).AsSingle();
+        }
+
+        return Vector512.Create(ToSingle(bits.GetLower()), ToSingle(bits.GetUpper()));
+    }
 }

@@ -447,8 +447,7 @@ internal static unsafe partial class CpuGemv
             (BFloat16Bits.ToSingle(Vector128.Load((ushort*)row + i)), BFloat16Bits.ToSingle(Vector128.Load((ushort*)row + i + 8)));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load16(nint row, int i) =>
-            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + i)), 16).AsSingle();
+        public static Vector512<float> Load16(nint row, int i) => BFloat16Bits.ToSingle(Vector256.Load((ushort*)row + i));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Load1(nint row, int i) => BFloat16Bits.ToSingle(((ushort*)row)[i]);
