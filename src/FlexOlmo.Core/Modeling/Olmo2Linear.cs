@@ -36,32 +36,44 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// <summary>x [..., in] -> [..., out], with the rows treated as <paramref name="mode"/> says.</summary>
     public Tensor Compute(Tensor input, LinearMode mode) => Apply(input, _weight, mode);
 
-    /// <summary>x W^T: the decode kernel for a few rows (any number, in slabs, when row-invariant) on the CPU without autograd, libtorch otherwise.</summary>
+    /// <summary>
+    /// x W^T: the decode kernel for a few rows (any number, in slabs, when row-invariant or where it outruns libtorch, see
+    /// <see cref="CpuGemv.OutrunsLibtorch"/>) on the CPU without autograd, libtorch otherwise.
+    /// </summary>
     public static Tensor Apply(Tensor input, Tensor weight, LinearMode mode = LinearMode.Batched)
     {
         var rowInvariant = RowInvariant(input, mode);
-        if (CpuGemv.Applies(input, weight, rowInvariant))
+        var anyRows = AnyRowsOnKernel(input, rowInvariant);
+        if (CpuGemv.Applies(input, weight, anyRows))
         {
             return CpuGemv.Linear(input, weight);
         }
 
         var rows = input.numel() / input.size(-1);
-        if (rowInvariant && rows > 1)
+        if (anyRows && rows > 1)
         {
-            // Every row exactly as a one-row call computes it (libtorch's GEMMs may block rows differently): the decode
-            // kernel on slabs of rows where it applies, one row at a time otherwise.
+            // More rows than one kernel call takes: the kernel on slabs of rows where it applies. Where it does not,
+            // row-invariant products go one row at a time (libtorch's GEMMs may block rows differently), batched ones
+            // to libtorch whole.
             using var scope = NewDisposeScope();
-            var flat = input.reshape(rows, input.size(-1)); // [M, in]
-            var slab = CpuGemv.Applies(flat.narrow(0, 0, 1), weight, rowInvariant) ? CpuGemv.MaxRowsRowInvariant : 1;
-            var parts = new List<Tensor>();
-            for (var first = 0L; first < rows; first += slab)
+            var flat = input.reshape(rows, input.size(-1)).contiguous(); // [M, in]; an expanded input (a stride of 0) is copied, so that every slab is contiguous as the first row is
+            var kernel = CpuGemv.Applies(flat.narrow(0, 0, 1), weight, rowInvariant: true);
+            if (kernel || rowInvariant)
             {
-                parts.Add(Apply(flat.narrow(0, first, Math.Min(slab, rows - first)), weight, mode)); // [m, out]
-            }
+                var slab = kernel ? CpuGemv.MaxRowsRowInvariant : 1;
+                var output = empty([rows, weight.size(0)], input.dtype); // [M, out]
+                for (var first = 0L; first < rows; first += slab)
+                {
+                    var count = Math.Min(slab, rows - first);
+                    var part = Apply(flat.narrow(0, first, count), weight, mode); // [m, out]
+                    output.narrow(0, first, count).copy_(part);
+                    part.Dispose(); // one slab's output at a time besides the whole: an evaluation's logits can take gigabytes
+                }
 
-            var shape = TensorShapes.Of(input);
-            shape[^1] = weight.size(0);
-            return cat(parts, 0).view(shape).MoveToOuterDisposeScope();
+                var shape = TensorShapes.Of(input);
+                shape[^1] = weight.size(0);
+                return output.view(shape).MoveToOuterDisposeScope();
+            }
         }
 
         return nn.functional.linear(input, weight);
@@ -73,11 +85,19 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// </summary>
     public static Tensor[] ApplyMany(Tensor input, Tensor[] weights, LinearMode mode = LinearMode.Batched)
     {
-        var rowInvariant = RowInvariant(input, mode);
-        return weights.All(w => CpuGemv.Applies(input, w, rowInvariant))
+        var anyRows = AnyRowsOnKernel(input, RowInvariant(input, mode));
+        return weights.All(w => CpuGemv.Applies(input, w, anyRows))
             ? CpuGemv.Linear(input, weights)
             : weights.Select(w => Apply(input, w, mode)).ToArray();
     }
+
+    /// <summary>
+    /// Whether the decode kernel takes any number of rows of <paramref name="input"/>, not just decode-sized ones: for
+    /// row-invariant products, and for batched ones where it outruns libtorch's product (<see cref="CpuGemv.OutrunsLibtorch"/>)
+    /// and can run (CPU, no autograd).
+    /// </summary>
+    private static bool AnyRowsOnKernel(Tensor input, bool rowInvariant) =>
+        rowInvariant || (CpuGemv.OutrunsLibtorch(input.dtype) && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled());
 
     /// <summary>Whether rows must be computed as one-row calls would: asked for, and possible (CPU, no autograd).</summary>
     internal static bool RowInvariant(Tensor input, LinearMode mode) =>

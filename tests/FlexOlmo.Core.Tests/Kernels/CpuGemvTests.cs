@@ -90,6 +90,48 @@ public sealed class CpuGemvTests
         Assert.True(together.equal(alone).all().item<bool>(), "a row's result depends on the rows beside it");
     }
 
+    [Fact]
+    public void BatchedLinear_OfManyFp32Rows_RunsOnTheKernel_WhereItOutrunsLibtorch()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(9);
+        var weight = randn([70, 1030]);
+        var rows = CpuGemv.MaxRowsRowInvariant + 37; // a prefill: more rows than one kernel call takes
+        var input = randn([rows, 1, 1030]);
+
+        var batched = Olmo2Linear.Apply(input, weight, LinearMode.Batched); // [M, 1, 70]
+
+        KernelAssert.Close(batched, nn.functional.linear(input, weight), 1e-5);
+        Assert.False(CpuGemv.OutrunsLibtorch(ScalarType.BFloat16)); // libtorch's bf16 product uses the bf16 dot-product instruction
+        if (CpuGemv.OutrunsLibtorch(ScalarType.Float32))
+        {
+            var alone = cat(Enumerable.Range(0, rows).Select(r => CpuGemv.Linear(input.narrow(0, r, 1), weight)).ToArray(), 0);
+            Assert.True(batched.equal(alone).all().item<bool>(), "a batched fp32 prefill did not run on the kernel, row by row as alone");
+        }
+    }
+
+    [Theory]
+    [InlineData(LinearMode.Batched)]
+    [InlineData(LinearMode.RowInvariant)]
+    public void Linear_OfAnExpandedInputOfManyRows_MatchesLibtorch(LinearMode mode)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(10);
+        var weight = randn([70, 1030]);
+        var input = randn([1, 1030]).expand(CpuGemv.MaxRowsRowInvariant + 37, 1030); // one row repeated with a stride of 0: its first row is contiguous, its slabs are not
+
+        var actual = Olmo2Linear.Apply(input, weight, mode); // [M, 70]
+
+        KernelAssert.Close(actual, nn.functional.linear(input, weight), 1e-5);
+        if (mode == LinearMode.RowInvariant)
+        {
+            var alone = CpuGemv.Linear(input.narrow(0, 0, 1), weight); // [1, 70]
+            Assert.True(actual.equal(alone.expand_as(actual)).all().item<bool>(), "rows of the same input differ");
+        }
+    }
+
     [Theory]
     [InlineData(ScalarType.Float32, 1)]
     [InlineData(ScalarType.Float32, 6)]
