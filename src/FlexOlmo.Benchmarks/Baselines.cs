@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Benchmarks;
@@ -6,26 +5,15 @@ namespace FlexOlmo.Benchmarks;
 /// <summary>Hardware baselines measured in the same run as each benchmark.</summary>
 internal static class Baselines
 {
-    /// <summary>Best matmul throughput (GFLOP/s) of square products at the given size and dtype.</summary>
-    public static double MatmulGflops(ScalarType dtype, Device device, int size = 2048, double seconds = 2.0)
+    /// <summary>
+    /// Best matmul throughput (GFLOP/s) of square products at the given size and dtype, over about
+    /// <paramref name="seconds"/>: libtorch's, or with <paramref name="inference"/> the product the model's forward passes
+    /// make without autograd (<see cref="MatmulBurst"/>).
+    /// </summary>
+    public static double MatmulGflops(ScalarType dtype, Device device, int size = 2048, double seconds = 2.0, bool inference = false)
     {
-        using var scope = NewDisposeScope();
-        var a = randn([size, size], ScalarType.Float32, device).to(dtype);
-        var b = randn([size, size], ScalarType.Float32, device).to(dtype);
-        var flops = 2.0 * size * size * size;
-        a.matmul(b).Dispose();
-        Synchronize(device);
-        var best = 0.0;
-        var total = Stopwatch.StartNew();
-        while (total.Elapsed.TotalSeconds < seconds)
-        {
-            var watch = Stopwatch.StartNew();
-            a.matmul(b).Dispose();
-            Synchronize(device);
-            best = Math.Max(best, flops / watch.Elapsed.TotalSeconds / 1e9);
-        }
-
-        return best;
+        using var burst = new MatmulBurst(dtype, device, size, inference);
+        return burst.Run(seconds).Best;
     }
 
     public static void Synchronize(Device device)

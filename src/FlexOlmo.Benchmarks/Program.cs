@@ -10,7 +10,7 @@ var json = new Option<string?>("--json") { Recursive = true, Description = "Also
 var forward = new Command("forward", "Prefill throughput vs the matmul peak (model-core issue).");
 var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1 };
 var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 512 };
-var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3 };
+var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 5 };
 forward.Options.Add(batch);
 forward.Options.Add(tokens);
 forward.Options.Add(repeats);
