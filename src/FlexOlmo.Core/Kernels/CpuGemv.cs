@@ -123,7 +123,7 @@ internal static unsafe partial class CpuGemv
             var o = (int)weights[j].size(0);
             elements += (long)o * k;
             shape[^1] = o;
-            outputs[j] = empty(shape, input.dtype); // [..., O_j]
+            outputs[j] = HugePages.Empty(shape, input.dtype); // [..., O_j]
             var perTask = OutputsPerTask(o, parallelism, 4); // whole 4-row tiles
             jobs[j] = new Job(Address(weights[j]), Address(outputs[j]), o, perTask, (o + perTask - 1) / perTask, scratchFloats);
             scratchFloats += isBf16 ? (long)rows * o : 0; // bf16 results are summed in fp32 here, then rounded once into the output

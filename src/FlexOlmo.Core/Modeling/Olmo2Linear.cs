@@ -61,7 +61,7 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
             if (kernel || rowInvariant)
             {
                 var slab = kernel ? CpuGemv.MaxRowsRowInvariant : 1;
-                var output = empty([rows, weight.size(0)], input.dtype); // [M, out]
+                var output = HugePages.Empty([rows, weight.size(0)], input.dtype); // [M, out]
                 for (var first = 0L; first < rows; first += slab)
                 {
                     var count = Math.Min(slab, rows - first);
