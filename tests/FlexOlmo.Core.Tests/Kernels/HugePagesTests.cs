@@ -1,5 +1,6 @@
 using System.Globalization;
 using FlexOlmo.Core.Kernels;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Tests.Kernels;
@@ -22,6 +23,22 @@ public sealed class HugePagesTests
         KernelAssert.Close(large, nn.functional.linear(input, weight), 1e-5); // advice changes where the pages come from, never the values
         Assert.Contains("hg", MappingFlags(CpuGemv.Address(large) + (2L << 20))); // MADV_HUGEPAGE, on the whole huge pages inside it
         Assert.DoesNotContain("hg", MappingFlags(CpuGemv.Address(small)));
+    }
+
+    [Fact]
+    public void LibtorchLinear_OfAnOutputGlibcMapsFresh_GivesLinearsBits_OnHugePages()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(12);
+        var weight = randn([32768, 16]).to(ScalarType.BFloat16); // bf16 beyond 16 rows stays on libtorch
+        var input = randn([2, 256, 16]).to(ScalarType.BFloat16); // 512 x 32768 bf16 outputs: 32 MiB
+
+        var actual = Olmo2Linear.Apply(input, weight); // [2, 256, 32768]
+
+        Assert.Equal(new long[] { 2, 256, 32768 }, actual.shape);
+        Assert.True(actual.equal(nn.functional.linear(input, weight)).all().item<bool>(), "the product into advised memory differs from linear");
+        Assert.Contains("hg", MappingFlags(CpuGemv.Address(actual) + (2L << 20)));
     }
 
     /// <summary>The VmFlags of the mapping that holds <paramref name="address"/>, from /proc/self/smaps.</summary>
