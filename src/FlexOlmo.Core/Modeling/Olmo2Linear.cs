@@ -87,14 +87,15 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// </summary>
     private static Tensor LibtorchLinear(Tensor input, Tensor weight)
     {
-        var rows = input.numel() / Math.Max(1, input.size(-1));
         if (input.device_type != TorchSharp.DeviceType.CPU || is_grad_enabled() || weight.dim() != 2 || input.dim() == 0
-            || input.size(-1) != weight.size(1) || input.dtype != weight.dtype || weight.device_type != TorchSharp.DeviceType.CPU
-            || rows * weight.size(0) * input.ElementSize < HugePages.FreshBytes)
+            || input.size(-1) != weight.size(1) || input.size(-1) == 0 || input.dtype != weight.dtype
+            || weight.device_type != TorchSharp.DeviceType.CPU
+            || input.numel() / input.size(-1) * weight.size(0) * input.ElementSize < HugePages.FreshBytes)
         {
             return nn.functional.linear(input, weight); // libtorch reports any mismatch
         }
 
+        var rows = input.numel() / input.size(-1);
         var shape = TensorShapes.Of(input);
         shape[^1] = weight.size(0);
         using var output = HugePages.Empty([rows, weight.size(0)], input.dtype); // [M, out]
