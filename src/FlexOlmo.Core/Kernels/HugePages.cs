@@ -6,8 +6,8 @@ namespace FlexOlmo.Core.Kernels;
 /// <summary>
 /// New tensors large enough that glibc maps them fresh from the kernel every time (above its largest mmap threshold,
 /// 32 MB on 64-bit Linux), advised onto transparent huge pages before their first write: the linear layers' outputs of
-/// that size, the kernels' and libtorch's (<c>Olmo2Linear</c>), such as a prefill's logits. Without it, where huge pages are only given on request (<c>madvise</c>, as on
-/// Debian), every 4 KB page is faulted in on its own.
+/// that size, the kernels' and libtorch's (<c>Olmo2Linear</c>), such as a prefill's logits. Without it, where huge
+/// pages are only given on request (<c>madvise</c>, as on Debian), every 4 KB page is faulted in on its own.
 /// </summary>
 /// <remarks>
 /// Measured on a 2-core Zen 5 EPYC VM: allocating and filling the benchmark model's fp32 logits over 512 tokens (103 MB)
