@@ -87,7 +87,7 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// </summary>
     private static Tensor LibtorchLinear(Tensor input, Tensor weight)
     {
-        if (input.device_type != TorchSharp.DeviceType.CPU || is_grad_enabled() || weight.dim() != 2 || input.dim() == 0
+        if (!OnCpuWithoutAutograd(input) || weight.dim() != 2 || input.dim() == 0
             || input.size(-1) != weight.size(1) || input.size(-1) == 0 || input.dtype != weight.dtype
             || weight.device_type != TorchSharp.DeviceType.CPU
             || input.numel() / input.size(-1) * weight.size(0) * input.ElementSize < HugePages.FreshBytes)
@@ -123,9 +123,11 @@ public sealed class Olmo2Linear : nn.Module<Tensor, Tensor>
     /// and can run (CPU, no autograd).
     /// </summary>
     private static bool AnyRowsOnKernel(Tensor input, bool rowInvariant) =>
-        rowInvariant || (CpuGemv.OutrunsLibtorch(input.dtype) && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled());
+        rowInvariant || (CpuGemv.OutrunsLibtorch(input.dtype) && OnCpuWithoutAutograd(input));
 
     /// <summary>Whether rows must be computed as one-row calls would: asked for, and possible (CPU, no autograd).</summary>
-    internal static bool RowInvariant(Tensor input, LinearMode mode) =>
-        mode == LinearMode.RowInvariant && input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
+    internal static bool RowInvariant(Tensor input, LinearMode mode) => mode == LinearMode.RowInvariant && OnCpuWithoutAutograd(input);
+
+    /// <summary>The input lives in CPU memory and autograd is off: where this class may compute outside libtorch's <c>linear</c>.</summary>
+    private static bool OnCpuWithoutAutograd(Tensor input) => input.device_type == TorchSharp.DeviceType.CPU && !is_grad_enabled();
 }
