@@ -15,4 +15,32 @@ internal static class ManagedKernels
     public static bool Usable(Tensor first, Tensor second) =>
         CpuGemv.IsSupported && !is_grad_enabled()
         && first.device_type == TorchSharp.DeviceType.CPU && second.device_type == TorchSharp.DeviceType.CPU;
+
+    /// <summary>
+    /// Whether <paramref name="tensor"/>'s elements fill one block of memory in some order of its dims: a contiguous
+    /// tensor, or a view of one with its dims permuted (such as a projection's output split into heads and transposed).
+    /// Then <see cref="Address"/> gives its first element and its strides locate the rest.
+    /// </summary>
+    public static bool IsDense(Tensor tensor)
+    {
+        using var permuted = tensor.permute(ByStride(tensor));
+        return permuted.is_contiguous();
+    }
+
+    /// <summary>The address of a dense tensor's first element (see <see cref="IsDense"/>).</summary>
+    public static unsafe nint Address(Tensor tensor)
+    {
+        using var permuted = tensor.permute(ByStride(tensor)); // contiguous, so its bytes may be taken; the same first element
+        return (nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref permuted.bytes.GetPinnableReference());
+    }
+
+    /// <summary>The dims from the largest stride to the smallest (ties in their order), a permutation that makes a dense tensor contiguous.</summary>
+    private static long[] ByStride(Tensor tensor)
+    {
+        var strides = Strides(tensor);
+        return Enumerable.Range(0, strides.Length).OrderByDescending(d => strides[d]).Select(d => (long)d).ToArray();
+    }
+
+    /// <summary>The strides dim by dim: TorchSharp's <c>stride()</c> leaves a finalizable object per call, which a server step must not.</summary>
+    public static long[] Strides(Tensor tensor) => Enumerable.Range(0, (int)tensor.dim()).Select(d => tensor.stride(d)).ToArray();
 }

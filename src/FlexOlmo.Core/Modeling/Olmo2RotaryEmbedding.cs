@@ -38,7 +38,7 @@ public sealed class Olmo2RotaryEmbedding
     {
         if (CpuRotary.Applies(x, cos, sin))
         {
-            return CpuRotary.Apply(x, cos, sin); // one token per row: the same roundings without the op dispatch
+            return CpuRotary.Apply(x, cos, sin); // the same roundings without the op dispatch and its temporaries
         }
 
         using var scope = NewDisposeScope();

@@ -257,6 +257,30 @@ public sealed class DecodeKernelTests
     }
 
     [Theory]
+    [InlineData(ScalarType.Float32, 64)]
+    [InlineData(ScalarType.BFloat16, 64)]
+    [InlineData(ScalarType.BFloat16, 20)] // half the head dim not a multiple of the vector width: the scalar tail
+    public void Rotary_OfAPrefillsHeads_EqualsTheLibtorchOps_BitForBit(ScalarType dtype, int dim)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(16);
+        var rotary = new Olmo2RotaryEmbedding(dim, 500000, CPU);
+        var (cos, sin) = rotary.Compute(arange(0, 300, ScalarType.Int64).view(2, 150)); // [2, 150, D]
+        var x = randn([2, 150, 5, dim]).to(dtype).transpose(1, 2); // [2, 5, 150, D], the heads view of a projection
+        Assert.True(CpuRotary.Applies(x, cos, sin));
+
+        var half = dim / 2;
+        var rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
+        var expected = ((x * cos.unsqueeze(1)) + (rotated * sin.unsqueeze(1))).to(dtype);
+        var actual = CpuRotary.Apply(x, cos, sin);
+
+        Assert.Equal(dtype, actual.dtype);
+        Assert.Equal(expected.stride(), actual.stride());
+        Assert.True(actual.equal(expected).all().item<bool>(), "the managed rotary must round exactly as the libtorch ops do");
+    }
+
+    [Theory]
     [InlineData(ScalarType.Float32, 1e-6)]
     [InlineData(ScalarType.BFloat16, 1e-2)]
     public void SwiGlu_MatchesLibtorchSiluTimesUp_AndEachRowIsItsOwn(ScalarType dtype, double tolerance)
