@@ -83,12 +83,13 @@ internal static unsafe class CpuExperts
 
         var parallelism = Math.Max(1, get_num_threads());
         var plan = Plan.Of(experts, routes, hidden, parallelism);
-        var scratch = CpuGemv.Scratch(ref _scratch, ((long)pairs * hidden * 2) + plan.IntermediateFloats); // x [M, H], y [M, H], h [M, sum of I]
+        var scratch = CpuGemv.Scratch(ref _scratch, ((long)pairs * hidden * 2) + plan.IntermediateFloats + ((long)tokens * hidden)); // x [M, H], y [M, H], h [M, sum of I], sums [N, H]
         fixed (float* buffer = scratch)
         {
             var x = buffer; // [M, H]: each pair's token, in fp32
             var y = buffer + ((long)pairs * hidden); // [M, H]: each pair's expert output, in fp32
             var h = y + ((long)pairs * hidden); // each expert's silu(gate)·up [rows_e, I_e], in fp32
+            var sums = h + plan.IntermediateFloats; // [N, H]: each token's weighted outputs, summed in fp32
             Gather(flat, routes, x, hidden, isBf16);
             var (xAddress, yAddress, hAddress) = ((nint)x, (nint)y, (nint)h);
             var elementBytes = isBf16 ? 2 : 4;
@@ -96,11 +97,11 @@ internal static unsafe class CpuExperts
             Run(plan.DownTasks, plan.Elements / 3, elementBytes, parallelism, task => plan.Down(task, (float*)hAddress, (float*)yAddress, isBf16, tiles));
             if (isBf16)
             {
-                Combine<Bf16Elements>(routes, y, (void*)CpuGemv.Address(output), hidden);
+                Combine<Bf16Elements>(routes, y, sums, (void*)CpuGemv.Address(output), tokens, hidden);
             }
             else
             {
-                Combine<F32Elements>(routes, y, (void*)CpuGemv.Address(output), hidden);
+                Combine<F32Elements>(routes, y, sums, (void*)CpuGemv.Address(output), tokens, hidden);
             }
         }
 
@@ -149,29 +150,43 @@ internal static unsafe class CpuExperts
     }
 
     /// <summary>
-    /// output[token] += dtype(dtype(y[pair]) · weight) for each pair in order (expert by expert), each addition in fp32
-    /// rounded to the dtype: libtorch's (outputs * weights).to(dtype) and index_add_ onto zeros.
+    /// output[token] = dtype(0 + c_1 + c_2 + ...), with c = dtype(dtype(y[pair]) · weight) for the token's pairs in order
+    /// (expert by expert), the sum in fp32 and rounded once: libtorch's (outputs * weights).to(dtype) and index_add_ onto
+    /// zeros, whose CPU kernel sums a reduced-precision dtype in fp32 (measured: with three or more experts per token,
+    /// rounding after each addition differs in the last bf16 bit).
     /// </summary>
-    private static void Combine<T>(ExpertRoutes routes, float* y, void* output, int hidden)
+    private static void Combine<T>(ExpertRoutes routes, float* y, float* sums, void* output, int tokens, int hidden)
         where T : struct, IElements
     {
+        new Span<float>(sums, tokens * hidden).Clear();
         for (var pair = 0; pair < routes.Pairs; pair++)
         {
             var source = y + ((long)pair * hidden);
-            var target = (byte*)output + ((long)routes.Token[pair] * hidden * T.Size);
+            var target = sums + ((long)routes.Token[pair] * hidden);
             var weight = routes.Weight[pair];
             var i = 0;
             for (; i + 8 <= hidden; i += 8)
             {
                 var contribution = T.Round8(T.Round8(Vector256.Load(source + i)) * weight);
-                T.Store8(target, i, T.Load8(target, i) + contribution);
+                (Vector256.Load(target + i) + contribution).Store(target + i);
             }
 
             for (; i < hidden; i++)
             {
-                var contribution = T.Round(T.Round(source[i]) * weight);
-                T.Store1(target, i, T.Load1(target, i) + contribution);
+                target[i] += T.Round(T.Round(source[i]) * weight);
             }
+        }
+
+        var count = tokens * hidden;
+        var e = 0;
+        for (; e + 8 <= count; e += 8)
+        {
+            T.Store8(output, e, Vector256.Load(sums + e));
+        }
+
+        for (; e < count; e++)
+        {
+            T.Store1(output, e, sums[e]);
         }
     }
 

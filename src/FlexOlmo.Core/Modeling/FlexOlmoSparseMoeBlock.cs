@@ -140,23 +140,27 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     }
 
     /// <summary>
-    /// One token (a decode step) where <see cref="CpuExperts"/> does not apply (another device): its k experts straight away, with <see cref="Dispatch"/>'s arithmetic exactly (each
-    /// contribution weighted in fp32, cast, then added to zero in increasing expert order, as index_add_ does there), but
-    /// without the sort, gathers and scatter, whose dozen small ops cost more than the arithmetic at one token.
+    /// One token (a decode step) where <see cref="CpuExperts"/> does not apply (another device): its k experts straight away, with <see cref="Dispatch"/>'s arithmetic on the CPU (each
+    /// contribution weighted in fp32 and cast, then summed onto zero in fp32 in increasing expert order and cast once, as
+    /// index_add_'s CPU kernel does), but without the sort, gathers and scatter, whose dozen small ops cost more than the
+    /// arithmetic at one token.
     /// </summary>
     private Tensor SingleToken(Tensor flat, Tensor topIndices, Tensor topWeights, LinearMode mode)
     {
         var experts = GarbageFreeOps.ToArray<long>(topIndices); // [k]
         var weights = GarbageFreeOps.ToArray<float>(topWeights); // [k]
         var order = Enumerable.Range(0, experts.Length).Where(j => !(weights[j] <= 0)).OrderBy(j => experts[j]).ToArray();
-        var output = zeros_like(flat); // [1, H]
+        var sums = zeros_like(flat, ScalarType.Float32); // [1, H]
         foreach (var j in order)
         {
             using var scope = NewDisposeScope();
-            GarbageFreeOps.AddInto(output, (_expertArray[experts[j]].Compute(flat, mode) * topWeights.narrow(1, j, 1)).to(flat.dtype)); // [1, H]
+            GarbageFreeOps.AddInto(sums, (_expertArray[experts[j]].Compute(flat, mode) * topWeights.narrow(1, j, 1)).to(flat.dtype)); // [1, H]
         }
 
-        return output;
+        using (sums)
+        {
+            return sums.to(flat.dtype); // [1, H]
+        }
     }
 
     /// <summary>
