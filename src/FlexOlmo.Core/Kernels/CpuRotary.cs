@@ -42,12 +42,12 @@ internal static unsafe class CpuRotary
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         var (batch, heads, tokens, dim) = ((int)x.size(0), (int)x.size(1), (int)x.size(2), (int)x.size(3));
-        var output = empty_like(x); // [B, N, T, D], x's strides (libtorch's ops give the same)
+        var strides = ManagedKernels.Strides(x);
+        var output = empty_strided(TensorShapes.Of(x), strides, x.dtype); // [B, N, T, D], laid out as x (libtorch's ops give the same), so one offset serves both
         var input = ManagedKernels.Address(x);
         var result = ManagedKernels.Address(output);
-        var c = (nint)Unsafe.AsPointer(ref cos.bytes.GetPinnableReference());
-        var s = (nint)Unsafe.AsPointer(ref sin.bytes.GetPinnableReference());
-        var (inStrides, outStrides) = (ManagedKernels.Strides(x), ManagedKernels.Strides(output));
+        var c = CpuGemv.Address(cos);
+        var s = CpuGemv.Address(sin);
         var isBf16 = x.dtype == ScalarType.BFloat16;
         var rows = batch * heads * tokens;
 
@@ -56,16 +56,15 @@ internal static unsafe class CpuRotary
             var t = row % tokens;
             var n = row / tokens % heads;
             var b = row / tokens / heads;
-            var at = (b * inStrides[0]) + (n * inStrides[1]) + (t * inStrides[2]);
-            var to = (b * outStrides[0]) + (n * outStrides[1]) + (t * outStrides[2]);
+            var at = (b * strides[0]) + (n * strides[1]) + (t * strides[2]);
             var angles = (((long)b * tokens) + t) * dim;
             if (isBf16)
             {
-                Head<Bf16Elements>((ushort*)input + at, (ushort*)result + to, (float*)c + angles, (float*)s + angles, dim);
+                Head<Bf16Elements>((ushort*)input + at, (ushort*)result + at, (float*)c + angles, (float*)s + angles, dim);
             }
             else
             {
-                Head<F32Elements>((float*)input + at, (float*)result + to, (float*)c + angles, (float*)s + angles, dim);
+                Head<F32Elements>((float*)input + at, (float*)result + at, (float*)c + angles, (float*)s + angles, dim);
             }
         }
 

@@ -23,15 +23,25 @@ internal static class ManagedKernels
     /// </summary>
     public static bool IsDense(Tensor tensor)
     {
+        if (tensor.is_contiguous())
+        {
+            return true; // a decode step's heads: no permutation to look for
+        }
+
         using var permuted = tensor.permute(ByStride(tensor));
         return permuted.is_contiguous();
     }
 
     /// <summary>The address of a dense tensor's first element (see <see cref="IsDense"/>).</summary>
-    public static unsafe nint Address(Tensor tensor)
+    public static nint Address(Tensor tensor)
     {
+        if (tensor.is_contiguous())
+        {
+            return CpuGemv.Address(tensor);
+        }
+
         using var permuted = tensor.permute(ByStride(tensor)); // contiguous, so its bytes may be taken; the same first element
-        return (nint)System.Runtime.CompilerServices.Unsafe.AsPointer(ref permuted.bytes.GetPinnableReference());
+        return CpuGemv.Address(permuted);
     }
 
     /// <summary>The dims from the largest stride to the smallest (ties in their order), a permutation that makes a dense tensor contiguous.</summary>
