@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
@@ -9,10 +7,11 @@ namespace FlexOlmo.Core.Kernels;
 // B=batch, N=query heads, K=kv heads, S=keys, D=head dim
 
 /// <summary>
-/// Attention of new tokens over their cached keys, on the CPU, for decode steps and the server's fused steps: per token
-/// and query head, the scores q.k/sqrt(D) in fp32, their softmax, and the softmax-weighted sum of the values, all
-/// accumulated in fp32. A prompt chunk's tokens (<see cref="AttendRows"/>) each attend causally, exactly as a one-token
-/// step at their position would.
+/// Attention of new tokens over their cached keys, on the CPU, for decode steps, the server's fused steps and prefills:
+/// per token and query head, the scores q.k/sqrt(D) in fp32, their softmax, and the softmax-weighted sum of the values,
+/// all accumulated in fp32 (the arithmetic is in CpuDecodeAttention.Heads.cs). A prompt chunk's tokens
+/// (<see cref="AttendRows"/>) and a causal pass's (<see cref="AttendCausal"/>) each attend causally, exactly as a
+/// one-token step at their position would.
 /// </summary>
 /// <remarks>
 /// Written by hand because libtorch's CPU scaled_dot_product_attention costs 30-45 us per call at one query (its
@@ -20,9 +19,17 @@ namespace FlexOlmo.Core.Kernels;
 /// step whose weight streaming evicts its code and data between layers, about 0.2 ms of each layer's 0.45 ms outside
 /// the matrix products. Each row and head is computed on its own, so a row's result never depends on the rows beside
 /// it, and a prompt token's never depends on the chunk it came in. Used only without autograd and without a mask (no
-/// left padding); chunks of more than <see cref="MaxTokensPerSequence"/> tokens go to SDPA.
+/// left padding); chunks of more than <see cref="MaxTokensPerSequence"/> tokens go to SDPA, and so do causal passes whose
+/// heads' keys and values outgrow <see cref="MaxCausalHeadBytes"/>.
+/// <para>
+/// For a prefill it is also faster than SDPA, which on a Zen 5 EPYC runs its products through MKL's bf16 GEMM widened
+/// to the AVX2 sgemm. A 16-head causal sequence (D = 64, two threads, medians of 31 alternating calls): 5.5 ms against
+/// 10.5 at 512 bf16 tokens, 5.9 against 10.2 in fp32; 72 against 84 ms at 2,048 bf16 tokens, 85 against 86 in fp32;
+/// 250 against 281 ms at 4,096 bf16 tokens, but 430 against 301 in fp32 (seven calls), whence the limit. In the forward
+/// benchmark's bf16 forward, the attention layers took 155 ms against 181 (medians of 20 alternating forwards).
+/// </para>
 /// </remarks>
-internal static unsafe class CpuDecodeAttention
+internal static unsafe partial class CpuDecodeAttention
 {
     /// <summary>Work (B·N·S·D) from which the heads are split over the cores; below it, one core is faster than waking another.</summary>
     private const long ParallelWork = 1L << 20;
@@ -46,6 +53,29 @@ internal static unsafe class CpuDecodeAttention
     /// 30% longer when every token prefetched.
     /// </summary>
     private const int PrefetchKeys = 16;
+
+    /// <summary>
+    /// Consecutive tokens of a sequence that one task takes, one after another (fewer at its end): a prefill's thousands
+    /// of (token, head) pairs as a few hundred tasks, each over one head's keys and values, which stay in cache between its
+    /// tokens. A sequence of fewer new tokens (decoding) takes its heads as <see cref="RowsForRowTasks"/> says.
+    /// </summary>
+    /// <remarks>
+    /// Tokens of a task computed together, sharing each key and value row they load (an AVX-512 kernel of four queries,
+    /// 16 scores or 64 outputs of each in registers at a time) were measured and dropped: on a 2-core Zen 5 EPYC, a
+    /// 16-head causal sequence of 512 tokens took 5.60 ms against 5.54 one token at a time in bf16, 5.97 against 5.89 in
+    /// fp32; at 2,048 tokens 77.3 against 72.2 and 79.6 against 85.1 (medians of 31 alternating calls).
+    /// </remarks>
+    private const int TokensPerTask = 4;
+
+    /// <summary>Most scores a task keeps on its stack (64 KB, not zeroed); a longer cache's are allocated.</summary>
+    private const int MaxStackScores = 16384;
+
+    /// <summary>
+    /// Most bytes of one head's keys and values (2·S·D elements) for which a causal pass of several tokens comes here: up to
+    /// a core's L2 (1 MB on a Zen 5 EPYC), where this kernel outran SDPA; at twice that, fp32 took 1.4x SDPA's time (see
+    /// the remarks). 4,096 bf16 or 2,048 fp32 keys at D = 64.
+    /// </summary>
+    public const long MaxCausalHeadBytes = 1L << 20;
 
     /// <summary>Most new tokens of one sequence in <see cref="AttendRows"/>: a prompt chunk (at most <see cref="Generation.PrefillChunks.Tokens"/> in <c>generate</c> and the server).</summary>
     public const int MaxTokensPerSequence = 64;
@@ -84,7 +114,19 @@ internal static unsafe class CpuDecodeAttention
         return rows == query.size(0);
     }
 
-    /// <summary>Device, autograd, dtypes, head sizes and layouts that both entry points need.</summary>
+    /// <summary>
+    /// Whether <see cref="AttendCausal"/> applies: <paramref name="query"/> [B, N, T, D] as <see cref="Applies"/> asks but
+    /// with any number of tokens, over contiguous buffers [B, K, C, D] that hold <paramref name="length"/> keys, the
+    /// query's T among them; more than one token only while a head's keys and values take at most
+    /// <see cref="MaxCausalHeadBytes"/>.
+    /// </summary>
+    public static bool AppliesCausal(Tensor query, Tensor keys, Tensor values, long length) =>
+        query.dim() == 4 && Fits(query, keys, values) && query.size(0) == keys.size(0)
+        && query.size(2) >= 1 && length >= query.size(2) && length <= keys.size(2) && length <= int.MaxValue / 2
+        && query.numel() < int.MaxValue
+        && (query.size(2) == 1 || 2 * length * query.size(3) * query.ElementSize <= MaxCausalHeadBytes);
+
+    /// <summary>Device, autograd, dtypes, head sizes and layouts that every entry point needs.</summary>
     private static bool Fits(Tensor query, Tensor keys, Tensor values) =>
         ManagedKernels.Usable(query, keys) && values.device_type == TorchSharp.DeviceType.CPU
         && keys.dim() == 4 && query.size(3) % 8 == 0 && query.size(3) == keys.size(3)
@@ -106,6 +148,28 @@ internal static unsafe class CpuDecodeAttention
         for (var b = 0; b < batch; b++)
         {
             segments[b] = new Segment(QueryOffset: (long)b * heads * dim, HeadStride: dim, TokenStride: 0, keys, values, b * rowBytes, (int)length, Tokens: 1);
+        }
+
+        return Run(query, segments);
+    }
+
+    /// <summary>
+    /// A batch's new tokens over their shared time axis: <paramref name="query"/> [B, N, T, D] holds the last T of the
+    /// <paramref name="length"/> keys in the buffers keys and values [B, K, C, D], and token t attends causally to the first
+    /// length - T + t + 1 of them -> [B, N, T, D] in the query's dtype. Each token and head is computed exactly as a
+    /// one-token decode step at that position would (<see cref="Attend"/>), so a prefill's numbers are decoding's.
+    /// </summary>
+    public static Tensor AttendCausal(Tensor query, Tensor keys, Tensor values, long length)
+    {
+        var batch = (int)query.size(0);
+        var heads = (int)query.size(1);
+        var tokens = (int)query.size(2);
+        var dim = (int)query.size(3);
+        var rowBytes = keys.size(1) * keys.size(2) * dim * keys.ElementSize; // one batch row's buffer
+        var segments = new Segment[batch];
+        for (var b = 0; b < batch; b++)
+        {
+            segments[b] = new Segment(QueryOffset: (long)b * heads * tokens * dim, HeadStride: (long)tokens * dim, TokenStride: dim, keys, values, b * rowBytes, (int)length, tokens);
         }
 
         return Run(query, segments);
@@ -136,8 +200,9 @@ internal static unsafe class CpuDecodeAttention
     }
 
     /// <summary>
-    /// Every segment's tokens and heads, split over the cores when the work is large enough: a task is one token's heads
-    /// (all of them from <see cref="RowsForRowTasks"/> tokens per thread on, else one). Each head's query is read in the
+    /// Every segment's tokens and heads, split over the cores when the work is large enough: a task is up to
+    /// <see cref="TokensPerTask"/> of a segment's tokens, each with one head, or, for a segment of fewer new tokens, with
+    /// all of them from <see cref="RowsForRowTasks"/> tokens per thread on. Each head's query is read in the
     /// query's dtype and widened to fp32, and its output rounded straight into the query's dtype (libtorch's rounding), the
     /// very values that converting the whole query to fp32 and the output back gave: without those two libtorch calls, a
     /// bf16 layer's attention took 0.59x the time at one row and, with row tasks, 0.53x at 16 (the probe of
@@ -149,26 +214,27 @@ internal static unsafe class CpuDecodeAttention
         var dim = (int)query.size(3);
         var scale = (float)(1.0 / Math.Sqrt(dim));
         var parallelism = get_num_threads();
-        using var q = query.contiguous(); // [.., N, 1, D]
-        var output = empty(TensorShapes.Of(query), query.dtype); // [.., N, 1, D]
+        using var q = query.contiguous(); // [.., N, T, D]: the segments' offsets are into this layout
+        var output = empty(TensorShapes.Of(query), query.dtype); // [.., N, T, D], laid out as q
         var isBf16 = query.dtype == ScalarType.BFloat16;
         var qAddress = (nint)Unsafe.AsPointer(ref q.bytes.GetPinnableReference());
         var outAddress = (nint)Unsafe.AsPointer(ref output.bytes.GetPinnableReference());
         var rows = segments.Sum(segment => segment.Tokens);
-        var headsPerTask = rows >= RowsForRowTasks * parallelism ? heads : 1;
-        var groups = heads / headsPerTask;
-        var firstTask = new int[segments.Length + 1]; // segment s's tasks are firstTask[s] .. firstTask[s + 1] - 1, token by token within each group of heads
-        var addresses = new (nint Keys, nint Values, long HeadBytes, int Groups)[segments.Length];
+        var rowTasks = rows >= RowsForRowTasks * parallelism;
+        var firstTask = new int[segments.Length + 1]; // segment s's tasks are firstTask[s] .. firstTask[s + 1] - 1, TokensPerTask tokens at a time within each group of heads
+        var addresses = new (nint Keys, nint Values, long HeadBytes, int Groups, int HeadsPerTask)[segments.Length];
         var work = 0L;
         for (var s = 0; s < segments.Length; s++)
         {
             var segment = segments[s];
-            firstTask[s + 1] = firstTask[s] + (groups * segment.Tokens);
+            var headsPerTask = rowTasks && segment.Tokens < TokensPerTask ? heads : 1; // a prefill's heads go to tasks of their own: each then rereads one head's keys and values, which stay in cache
+            firstTask[s + 1] = firstTask[s] + (heads / headsPerTask * UnitsOf(segment.Tokens));
             addresses[s] = (
                 (nint)Unsafe.AsPointer(ref segment.Keys.bytes.GetPinnableReference()) + (nint)segment.ByteOffset,
                 (nint)Unsafe.AsPointer(ref segment.Values.bytes.GetPinnableReference()) + (nint)segment.ByteOffset,
                 segment.Keys.size(2) * dim * segment.Keys.ElementSize,
-                heads / (int)segment.Keys.size(1));
+                heads / (int)segment.Keys.size(1),
+                headsPerTask);
             work += (long)heads * segment.Tokens * segment.Length * dim;
         }
 
@@ -184,28 +250,34 @@ internal static unsafe class CpuDecodeAttention
 
             var segment = segments[s];
             var local = task - firstTask[s];
-            var t = local % segment.Tokens;
-            var firstHead = local / segment.Tokens * headsPerTask;
-            var (keysAddress, valuesAddress, headBytes, kvGroups) = addresses[s];
-            var count = segment.Length - segment.Tokens + t + 1; // causal: its own key and those before it
-            Span<float> scores = count <= 4096 ? stackalloc float[count] : new float[count];
+            var units = UnitsOf(segment.Tokens);
+            var firstToken = local % units * TokensPerTask;
+            var (keysAddress, valuesAddress, headBytes, kvGroups, headsPerTask) = addresses[s];
+            var firstHead = local / units * headsPerTask;
+            var tokens = Math.Min(TokensPerTask, segment.Tokens - firstToken);
+            var count = segment.Length - segment.Tokens + firstToken + 1; // causal: the first token's own key and those before it
+            Span<float> scores = count + tokens <= MaxStackScores ? stackalloc float[count + tokens] : new float[count + tokens]; // the last token's scores are count + tokens - 1
             var queryHead = stackalloc float[dim];
             var outputHead = stackalloc float[dim];
             fixed (float* scoresAddress = scores)
             {
-                for (var n = firstHead; n < firstHead + headsPerTask; n++)
+                for (var t = firstToken; t < firstToken + tokens; t++)
                 {
-                    var kvOffset = (nint)(n / kvGroups * headBytes);
-                    var at = segment.QueryOffset + (n * segment.HeadStride) + (t * segment.TokenStride);
-                    if (isBf16)
+                    for (var n = firstHead; n < firstHead + headsPerTask; n++)
                     {
-                        CpuGemv.Widen((ushort*)qAddress + at, queryHead, dim);
-                        One<Bf16Elements>(queryHead, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, outputHead, prefetch: t == 0);
-                        CpuGemv.Narrow(outputHead, (ushort*)outAddress + at, dim);
-                    }
-                    else
-                    {
-                        One<F32Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, count, dim, scale, scoresAddress, (float*)outAddress + at, prefetch: t == 0);
+                        var kvOffset = (nint)(n / kvGroups * headBytes);
+                        var at = segment.QueryOffset + (n * segment.HeadStride) + (t * segment.TokenStride);
+                        var keys = count + t - firstToken;
+                        if (isBf16)
+                        {
+                            CpuGemv.Widen((ushort*)qAddress + at, queryHead, dim);
+                            One<Bf16Elements>(queryHead, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, keys, dim, scale, scoresAddress, outputHead, prefetch: t == 0);
+                            CpuGemv.Narrow(outputHead, (ushort*)outAddress + at, dim);
+                        }
+                        else
+                        {
+                            One<F32Elements>((float*)qAddress + at, keysAddress + kvOffset, valuesAddress + kvOffset, rowBytes, keys, dim, scale, scoresAddress, (float*)outAddress + at, prefetch: t == 0);
+                        }
                     }
                 }
             }
@@ -233,34 +305,8 @@ internal static unsafe class CpuDecodeAttention
         return output;
     }
 
-    /// <summary>
-    /// <see cref="Vector256.Sum{T}(Vector256{T})"/> of four vectors at once, each with the very additions it makes, in
-    /// its order: ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)). Horizontal adds pair the lanes the same way, and an
-    /// addition of two floats is the same either way round; one call replaces four shuffle-and-add ladders.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
-    {
-        var pairs = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d)); // per 128-bit half: a, b, c, d's (x0+x1)+(x2+x3), then (x4+x5)+(x6+x7) above
-        return pairs.GetLower() + pairs.GetUpper();
-    }
-
-    /// <summary>Every cache line of <paramref name="bytes"/> from <paramref name="at"/>, into L1 or L2 (a prefetch never faults, so past the keys is harmless).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(nint at, nint bytes, bool toL1)
-    {
-        for (nint line = 0; line < bytes; line += 64)
-        {
-            if (toL1)
-            {
-                Sse.Prefetch0((void*)(at + line));
-            }
-            else
-            {
-                Sse.Prefetch1((void*)(at + line));
-            }
-        }
-    }
+    /// <summary>A sequence's tasks per group of heads: its new tokens <see cref="TokensPerTask"/> at a time, the last task taking what is left.</summary>
+    private static int UnitsOf(int tokens) => (tokens + TokensPerTask - 1) / TokensPerTask;
 
     /// <summary>
     /// One batch row's or sequence's queries over its cache: where its (token 0, head 0) query starts in the query and
@@ -268,119 +314,6 @@ internal static unsafe class CpuDecodeAttention
     /// and the keys they hold, the last <paramref name="Tokens"/> of which are its new tokens'.
     /// </summary>
     private readonly record struct Segment(long QueryOffset, long HeadStride, long TokenStride, Tensor Keys, Tensor Values, long ByteOffset, int Length, int Tokens);
-
-    /// <summary>
-    /// One query over its first <paramref name="keys"/> keys and values (rows <paramref name="rowBytes"/> apart) into
-    /// <paramref name="output"/>. Each score is one 8-lane chain of multiply-adds over the head dim, summed across its
-    /// lanes; each output element, one chain of multiply-adds over the keys in order. Four keys' chains run side by side
-    /// and a block of 64 outputs stays in registers, which changes the order of no operation: only the time (one chain
-    /// at a time left each multiply-add waiting for the one before, and the outputs went through memory once per key).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void One<T>(float* q, nint k, nint v, nint rowBytes, int keys, int dim, float scale, float* scores, float* output, bool prefetch)
-        where T : struct, IElements
-    {
-        var max = float.NegativeInfinity;
-        var s = 0;
-        for (; s + 4 <= keys; s += 4)
-        {
-            if (prefetch)
-            {
-                Prefetch(k + ((s + PrefetchKeys) * rowBytes), 4 * rowBytes, toL1: true); // keys a few rows on: a cold cache's short streams otherwise wait on memory
-                Prefetch(v + (s * rowBytes), 4 * rowBytes, toL1: false); // these keys' values, read after the softmax
-            }
-
-            var row0 = (void*)(k + (s * rowBytes));
-            var row1 = (void*)(k + ((s + 1) * rowBytes));
-            var row2 = (void*)(k + ((s + 2) * rowBytes));
-            var row3 = (void*)(k + ((s + 3) * rowBytes));
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (var d = 0; d < dim; d += 8)
-            {
-                var x = Vector256.Load(q + d);
-                a0 = Vector256.FusedMultiplyAdd(x, T.Load8(row0, d), a0);
-                a1 = Vector256.FusedMultiplyAdd(x, T.Load8(row1, d), a1);
-                a2 = Vector256.FusedMultiplyAdd(x, T.Load8(row2, d), a2);
-                a3 = Vector256.FusedMultiplyAdd(x, T.Load8(row3, d), a3);
-            }
-
-            var four = Sum4(a0, a1, a2, a3) * Vector128.Create(scale);
-            four.Store(scores + s);
-            max = Math.Max(Math.Max(max, four.GetElement(0)), Math.Max(Math.Max(four.GetElement(1), four.GetElement(2)), four.GetElement(3))); // exact, so in any order
-        }
-
-        for (; s < keys; s++)
-        {
-            var row = (void*)(k + (s * rowBytes));
-            var acc = Vector256<float>.Zero;
-            for (var d = 0; d < dim; d += 8)
-            {
-                acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + d), T.Load8(row, d), acc);
-            }
-
-            var score = Vector256.Sum(acc) * scale;
-            scores[s] = score;
-            max = Math.Max(max, score);
-        }
-
-        var shift = Vector256.Create(max);
-        var sums = Vector256<float>.Zero;
-        var i = 0;
-        for (; i + 8 <= keys; i += 8)
-        {
-            var e = Vector256.Exp(Vector256.Load(scores + i) - shift);
-            Vector256.Store(e, scores + i);
-            sums += e;
-        }
-
-        var total = Vector256.Sum(sums);
-        for (; i < keys; i++)
-        {
-            var e = MathF.Exp(scores[i] - max);
-            scores[i] = e;
-            total += e;
-        }
-
-        var inverse = Vector256.Create(1f / total);
-        var d0 = 0;
-        for (; d0 + 64 <= dim; d0 += 64)
-        {
-            Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
-            for (s = 0; s < keys; s++)
-            {
-                var row = (void*)(v + (s * rowBytes));
-                var p = Vector256.Create(scores[s]);
-                o0 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0), o0);
-                o1 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 8), o1);
-                o2 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 16), o2);
-                o3 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 24), o3);
-                o4 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 32), o4);
-                o5 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 40), o5);
-                o6 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 48), o6);
-                o7 = Vector256.FusedMultiplyAdd(p, T.Load8(row, d0 + 56), o7);
-            }
-
-            Vector256.Store(o0 * inverse, output + d0);
-            Vector256.Store(o1 * inverse, output + d0 + 8);
-            Vector256.Store(o2 * inverse, output + d0 + 16);
-            Vector256.Store(o3 * inverse, output + d0 + 24);
-            Vector256.Store(o4 * inverse, output + d0 + 32);
-            Vector256.Store(o5 * inverse, output + d0 + 40);
-            Vector256.Store(o6 * inverse, output + d0 + 48);
-            Vector256.Store(o7 * inverse, output + d0 + 56);
-        }
-
-        for (; d0 < dim; d0 += 8)
-        {
-            var o = Vector256<float>.Zero;
-            for (s = 0; s < keys; s++)
-            {
-                o = Vector256.FusedMultiplyAdd(Vector256.Create(scores[s]), T.Load8((void*)(v + (s * rowBytes)), d0), o);
-            }
-
-            Vector256.Store(o * inverse, output + d0);
-        }
-    }
 }
 
 /// <summary>

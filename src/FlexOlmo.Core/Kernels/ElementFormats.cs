@@ -15,6 +15,9 @@ internal unsafe interface IElements
     /// <summary>Eight elements from <paramref name="i"/>, widened exactly to fp32.</summary>
     static abstract Vector256<float> Load8(void* p, int i);
 
+    /// <summary>Sixteen elements from <paramref name="i"/>, widened exactly to fp32 (with AVX-512).</summary>
+    static abstract Vector512<float> Load16(void* p, int i);
+
     static abstract float Load1(void* p, int i);
 
     /// <summary>Stores <paramref name="value"/> rounded to this dtype.</summary>
@@ -38,6 +41,9 @@ internal readonly unsafe struct F32Elements : IElements
     public static Vector256<float> Load8(void* p, int i) => Vector256.Load((float*)p + i);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load16(void* p, int i) => Vector512.Load((float*)p + i);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1(void* p, int i) => ((float*)p)[i];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -59,6 +65,9 @@ internal readonly unsafe struct Bf16Elements : IElements
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(void* p, int i) => BFloat16Bits.ToSingle(Vector128.Load((ushort*)p + i));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load16(void* p, int i) => BFloat16Bits.ToSingle(Vector256.Load((ushort*)p + i));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1(void* p, int i) => BFloat16Bits.ToSingle(((ushort*)p)[i]);

@@ -99,7 +99,8 @@ public sealed class ForwardContext : IDisposable
 
     /// <summary>
     /// Stores this pass's keys and values of one layer and attends: query [B, N, T, D], key and value [B, K, T, D] ->
-    /// [B, N, T, D]. Per-sequence caches attend sequence by sequence, exactly as each sequence alone would: a decoding
+    /// [B, N, T, D]. Without a mask, on the CPU without autograd, every token is computed as a one-token decode step at
+    /// its position computes it (<see cref="CpuDecodeAttention"/>), so a prefill's attention is decoding's, bit for bit. Per-sequence caches attend sequence by sequence, exactly as each sequence alone would: a decoding
     /// row over its cache, a prompt chunk (rows r..r+L-1 as one [1, N, L, D] sequence) causally over its cache.
     /// </summary>
     public Tensor Attend(int layer, Tensor query, Tensor key, Tensor value)
@@ -133,6 +134,16 @@ public sealed class ForwardContext : IDisposable
         {
             cache.Store(layer, key, value);
             return AttendCached(query, cache, layer, Mask, IsCausal, NewTokens); // [B, N, T, D]
+        }
+
+        if (Mask is null && (IsCausal || query.size(2) == 1))
+        {
+            using var keys = key.contiguous(); // [B, K, T, D], the layout of a cache's buffers
+            using var values = value.contiguous();
+            if (CpuDecodeAttention.AppliesCausal(query, keys, values, query.size(2)))
+            {
+                return CpuDecodeAttention.AttendCausal(query, keys, values, query.size(2)); // [B, N, T, D], each token as a decode step at its position
+            }
         }
 
         return ScaledDotProduct(query, key, value, Mask, IsCausal); // [B, N, T, D]
@@ -170,9 +181,9 @@ public sealed class ForwardContext : IDisposable
     }
 
     /// <summary>
-    /// Attention over a cache that holds this pass's keys: a decode step straight over its buffers
-    /// (<see cref="CpuDecodeAttention"/>) where that kernel applies, SDPA over views of it otherwise. Called before
-    /// <see cref="Advance"/>.
+    /// Attention over a cache that holds this pass's keys: a decode step, or a first causal pass, straight over its
+    /// buffers (<see cref="CpuDecodeAttention"/>) where that kernel applies, SDPA over views of it otherwise. Called
+    /// before <see cref="Advance"/>.
     /// </summary>
     private static Tensor AttendCached(Tensor query, KvCache cache, int layer, Tensor? mask, bool isCausal, long newTokens)
     {
@@ -181,6 +192,11 @@ public sealed class ForwardContext : IDisposable
         if (mask is null && !isCausal && CpuDecodeAttention.Applies(query, keys, values, length))
         {
             return CpuDecodeAttention.Attend(query, keys, values, length); // [B, N, 1, D]
+        }
+
+        if (mask is null && isCausal && CpuDecodeAttention.AppliesCausal(query, keys, values, length))
+        {
+            return CpuDecodeAttention.AttendCausal(query, keys, values, length); // [B, N, T, D], each token as a decode step at its position
         }
 
         var (key, value) = cache.Through(layer, newTokens); // [B, K, S, D]

@@ -37,7 +37,8 @@ public sealed class DecodeKernelTests
     [InlineData(128)]
     [InlineData(96)] // a 64-wide block and four of 8
     [InlineData(8)]
-    public void Attention_IsBitForBitOneChainPerScoreAndPerOutput_ForEveryCountOfKeys(int dim)
+    [InlineData(40)] // two blocks of 16 and one of 8 for the even chain
+    public void Attention_IsBitForBitTwoChainsPerScoreAndOnePerOutput_ForEveryCountOfKeys(int dim)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -55,8 +56,10 @@ public sealed class DecodeKernelTests
     }
 
     /// <summary>
-    /// The kernel's arithmetic written plainly: per key, one 8-lane multiply-add chain over the head dim, summed across
-    /// its lanes; per output element, one multiply-add chain over the keys in order; then the division by the total.
+    /// The kernel's arithmetic written plainly: per key, two 8-lane multiply-add chains over the head dim (the even
+    /// blocks of 8 and the odd ones), added and summed across their lanes; the softmax's exponentials by
+    /// <see cref="SoftmaxExp"/>; per output element, one multiply-add chain over the keys in order; then the division by
+    /// the total.
     /// </summary>
     private static float[] Reference(float[] q, float[] k, float[] v, int length, int dim)
     {
@@ -65,13 +68,13 @@ public sealed class DecodeKernelTests
         var max = float.NegativeInfinity;
         for (var s = 0; s < length; s++)
         {
-            var acc = Vector256<float>.Zero;
+            var chains = new Vector256<float>[2]; // even, odd
             for (var d = 0; d < dim; d += 8)
             {
-                acc = Vector256.FusedMultiplyAdd(Vector256.Create(q.AsSpan(d, 8)), Vector256.Create(k.AsSpan((s * dim) + d, 8)), acc);
+                chains[d / 8 % 2] = Vector256.FusedMultiplyAdd(Vector256.Create(q.AsSpan(d, 8)), Vector256.Create(k.AsSpan((s * dim) + d, 8)), chains[d / 8 % 2]);
             }
 
-            scores[s] = Vector256.Sum(acc) * scale;
+            scores[s] = Vector256.Sum(chains[0] + chains[1]) * scale;
             max = Math.Max(max, scores[s]);
         }
 
@@ -79,7 +82,7 @@ public sealed class DecodeKernelTests
         var i = 0;
         for (; i + 8 <= length; i += 8)
         {
-            var e = Vector256.Exp(Vector256.Create(scores.AsSpan(i, 8)) - Vector256.Create(max));
+            var e = SoftmaxExp.Exp8(Vector256.Create(scores.AsSpan(i, 8)) - Vector256.Create(max));
             e.CopyTo(scores.AsSpan(i, 8));
             sums += e;
         }
@@ -87,7 +90,7 @@ public sealed class DecodeKernelTests
         var total = Vector256.Sum(sums);
         for (; i < length; i++)
         {
-            scores[i] = MathF.Exp(scores[i] - max);
+            scores[i] = SoftmaxExp.Exp(scores[i] - max);
             total += scores[i];
         }
 
@@ -197,6 +200,60 @@ public sealed class DecodeKernelTests
         var chunk = CpuDecodeAttention.MaxTokensPerSequence + 1;
         Assert.False(CpuDecodeAttention.AppliesRows(zeros([chunk, 2, 1, 64]), [new CachedSequence(keys, keys, chunk, chunk)]));
         Assert.False(CpuDecodeAttention.AppliesRows(zeros([3, 2, 1, 64]), [new CachedSequence(zeros([2, 2, 100, 64]), zeros([2, 2, 100, 64]), 10, 3)])); // a cache of two rows
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 2, 4, 4, 0, 37, 64)] // a batch of two, no cache: a prefill
+    [InlineData(ScalarType.BFloat16, 1, 8, 2, 0, 23, 64)] // grouped-query heads
+    [InlineData(ScalarType.Float32, 1, 4, 2, 0, 19, 40)] // a head dim whose last block of 8 joins the even chain
+    [InlineData(ScalarType.BFloat16, 2, 2, 2, 30, 9, 64)] // after 30 cached keys
+    [InlineData(ScalarType.Float32, 1, 16, 16, 0, 300, 64)] // enough work to split over the cores
+    public void AttentionCausal_EachToken_EqualsAOneTokenStepAtItsPosition_BitForBit_AndCausalSdpa(ScalarType dtype, int batch, int heads, int kvHeads, int cached, int tokens, int dim)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(15);
+        var length = cached + tokens;
+        var keys = randn([batch, kvHeads, length + 5, dim]).to(dtype); // [B, K, C, D]: 5 positions past the keys are ignored
+        var values = randn([batch, kvHeads, length + 5, dim]).to(dtype);
+        var query = randn([batch, tokens, heads, dim]).to(dtype).transpose(1, 2); // [B, N, T, D], strided as a projection split into heads is
+        Assert.True(CpuDecodeAttention.AppliesCausal(query, keys, values, length));
+
+        var actual = CpuDecodeAttention.AttendCausal(query, keys, values, length); // [B, N, T, D]
+
+        Assert.Equal(dtype, actual.dtype);
+        for (var b = 0; b < batch; b++)
+        {
+            var rowKeys = keys.narrow(0, b, 1).contiguous();
+            var rowValues = values.narrow(0, b, 1).contiguous();
+            for (var t = 0; t < tokens; t++)
+            {
+                var step = CpuDecodeAttention.Attend(query.narrow(0, b, 1).narrow(2, t, 1), rowKeys, rowValues, cached + t + 1); // [1, N, 1, D]
+                Assert.True(step.eq(actual.narrow(0, b, 1).narrow(2, t, 1)).all().item<bool>(), $"row {b}, token {t}");
+            }
+        }
+
+        var k = keys.narrow(2, 0, length).repeat_interleave(heads / kvHeads, 1).to(ScalarType.Float32); // [B, N, S, D]
+        var v = values.narrow(2, 0, length).repeat_interleave(heads / kvHeads, 1).to(ScalarType.Float32);
+        var mask = arange(length).unsqueeze(0).le(arange(cached, length).unsqueeze(1)); // [T, S]: token t sees its key and those before
+        var expected = nn.functional.scaled_dot_product_attention(query.to(ScalarType.Float32), k, v, mask); // [B, N, T, D]
+        KernelAssert.Close(actual, expected, dtype == ScalarType.Float32 ? 2e-6 : 1e-2);
+    }
+
+    [Fact]
+    public void AttentionCausal_AppliesToSeveralTokens_OnlyWhileAHeadsKeysAndValuesFitTheLimit()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var fp32Keys = CpuDecodeAttention.MaxCausalHeadBytes / (2 * 64 * 4); // 2,048 at D = 64
+        var keys = zeros([1, 1, fp32Keys + 1, 64]);
+        Assert.True(CpuDecodeAttention.AppliesCausal(zeros([1, 2, 8, 64]), keys, keys, fp32Keys));
+        Assert.False(CpuDecodeAttention.AppliesCausal(zeros([1, 2, 8, 64]), keys, keys, fp32Keys + 1));
+        Assert.True(CpuDecodeAttention.AppliesCausal(zeros([1, 2, 1, 64]), keys, keys, fp32Keys + 1)); // one token: a decode step at any length
+        var bf16Keys = keys.to(ScalarType.BFloat16);
+        Assert.True(CpuDecodeAttention.AppliesCausal(zeros([1, 2, 8, 64], ScalarType.BFloat16), bf16Keys, bf16Keys, fp32Keys + 1)); // half the bytes
+        Assert.False(CpuDecodeAttention.AppliesCausal(zeros([1, 2, 8, 64]), keys, keys, 7)); // fewer keys than tokens
+        Assert.False(CpuDecodeAttention.AppliesCausal(zeros([2, 2, 8, 64]), keys, keys, 8)); // a batch of two over a buffer of one
     }
 
     [Fact]
