@@ -83,25 +83,30 @@ internal static unsafe class CpuExperts
 
         var parallelism = Math.Max(1, get_num_threads());
         var plan = Plan.Of(experts, routes, hidden, parallelism);
-        var scratch = CpuGemv.Scratch(ref _scratch, ((long)pairs * hidden * 2) + plan.IntermediateFloats + ((long)tokens * hidden)); // x [M, H], y [M, H], h [M, sum of I], sums [N, H]
+        var scratch = CpuGemv.Scratch(ref _scratch, ((long)pairs * hidden * 2) + plan.IntermediateFloats); // x [M, H], y [M, H], h [M, sum of I]
         fixed (float* buffer = scratch)
         {
             var x = buffer; // [M, H]: each pair's token, in fp32
             var y = buffer + ((long)pairs * hidden); // [M, H]: each pair's expert output, in fp32
             var h = y + ((long)pairs * hidden); // each expert's silu(gate)·up [rows_e, I_e], in fp32
-            var sums = h + plan.IntermediateFloats; // [N, H]: each token's weighted outputs, summed in fp32
             Gather(flat, routes, x, hidden, isBf16);
             var (xAddress, yAddress, hAddress) = ((nint)x, (nint)y, (nint)h);
             var elementBytes = isBf16 ? 2 : 4;
             Run(plan.GateUpTasks, plan.Elements / 3 * 2, elementBytes, parallelism, task => plan.GateUp(task, (float*)xAddress, (float*)hAddress, isBf16, tiles));
             Run(plan.DownTasks, plan.Elements / 3, elementBytes, parallelism, task => plan.Down(task, (float*)hAddress, (float*)yAddress, isBf16, tiles));
+            var rows = new nint[pairs];
+            for (var pair = 0; pair < pairs; pair++)
+            {
+                rows[pair] = (nint)(y + ((long)pair * hidden)); // fp32, rounded to the dtype as the sum reads it
+            }
+
             if (isBf16)
             {
-                Combine<Bf16Elements>(routes, y, sums, (void*)CpuGemv.Address(output), tokens, hidden);
+                WeightedSum<F32Elements, Bf16Elements>(routes, rows, (void*)CpuGemv.Address(output), tokens, hidden);
             }
             else
             {
-                Combine<F32Elements>(routes, y, sums, (void*)CpuGemv.Address(output), tokens, hidden);
+                WeightedSum<F32Elements, F32Elements>(routes, rows, (void*)CpuGemv.Address(output), tokens, hidden);
             }
         }
 
@@ -153,41 +158,124 @@ internal static unsafe class CpuExperts
     /// output[token] = dtype(0 + c_1 + c_2 + ...), with c = dtype(dtype(y[pair]) · weight) for the token's pairs in order
     /// (expert by expert), the sum in fp32 and rounded once: libtorch's (outputs * weights).to(dtype) and index_add_ onto
     /// zeros, whose CPU kernel sums a reduced-precision dtype in fp32 (measured: with three or more experts per token,
-    /// rounding after each addition differs in the last bf16 bit).
+    /// rounding after each addition differs in the last bf16 bit). Pair p's output row y starts at
+    /// <paramref name="rows"/>[p], in <typeparamref name="TRow"/>'s storage; <typeparamref name="TOut"/> is the dtype.
     /// </summary>
-    private static void Combine<T>(ExpertRoutes routes, float* y, float* sums, void* output, int tokens, int hidden)
-        where T : struct, IElements
+    /// <remarks>
+    /// Token by token, each token's few pairs summed in registers and stored once: no fp32 buffer of the whole output,
+    /// and the tokens split over the cores from <see cref="CpuGemv.ParallelElements"/> outputs on (a prefill's).
+    /// </remarks>
+    internal static void WeightedSum<TRow, TOut>(ExpertRoutes routes, nint[] rows, void* output, int tokens, int hidden)
+        where TRow : struct, IElements
+        where TOut : struct, IElements
     {
-        new Span<float>(sums, tokens * hidden).Clear();
-        for (var pair = 0; pair < routes.Pairs; pair++)
+        var (first, pairs) = routes.ByToken(tokens);
+        var outputAddress = (nint)output;
+
+        void Tokens(int from, int to)
         {
-            var source = y + ((long)pair * hidden);
-            var target = sums + ((long)routes.Token[pair] * hidden);
-            var weight = routes.Weight[pair];
-            var i = 0;
-            for (; i + 8 <= hidden; i += 8)
+            for (var t = from; t < to; t++)
             {
-                var contribution = T.Round8(T.Round8(Vector256.Load(source + i)) * weight);
-                (Vector256.Load(target + i) + contribution).Store(target + i);
+                var target = (void*)(outputAddress + ((nint)t * hidden * TOut.Size));
+                var i = 0;
+                for (; i + 8 <= hidden; i += 8)
+                {
+                    var sum = Vector256<float>.Zero;
+                    for (var j = first[t]; j < first[t + 1]; j++)
+                    {
+                        var pair = pairs[j];
+                        sum += TOut.Round8(TOut.Round8(TRow.Load8((void*)rows[pair], i)) * routes.Weight[pair]);
+                    }
+
+                    TOut.Store8(target, i, sum);
+                }
+
+                for (; i < hidden; i++)
+                {
+                    var sum = 0f;
+                    for (var j = first[t]; j < first[t + 1]; j++)
+                    {
+                        var pair = pairs[j];
+                        sum += TOut.Round(TOut.Round(TRow.Load1((void*)rows[pair], i)) * routes.Weight[pair]);
+                    }
+
+                    TOut.Store1(target, i, sum);
+                }
+            }
+        }
+
+        var parallelism = get_num_threads();
+        if ((long)tokens * hidden < CpuGemv.ParallelElements || parallelism < 2)
+        {
+            Tokens(0, tokens);
+            return;
+        }
+
+        var tasks = parallelism * 4;
+        var perTask = (tokens + tasks - 1) / tasks;
+        KernelThreads.For(tasks, parallelism, task => Tokens(Math.Min(tokens, task * perTask), Math.Min(tokens, (task + 1) * perTask)));
+    }
+
+    /// <summary>
+    /// The routed experts' outputs <paramref name="outputs"/>[e] [rows_e, H] (null for an expert without pairs), weighted
+    /// and summed per token as <see cref="WeightedSum{TRow, TOut}"/> does -> [N, H] in their dtype: the libtorch dispatch's
+    /// numbers, without its concatenation, fp32 products, cast and scatter.
+    /// </summary>
+    public static Tensor Sum(ExpertRoutes routes, IReadOnlyList<Tensor?> outputs, int tokens, int hidden, ScalarType dtype)
+    {
+        var output = empty([tokens, hidden], dtype); // [N, H]
+        var rows = new nint[routes.Pairs];
+        var pair = 0;
+        for (var e = 0; e < routes.PerExpert.Length; e++)
+        {
+            var count = routes.PerExpert[e];
+            if (count == 0)
+            {
+                continue;
             }
 
-            for (; i < hidden; i++)
+            var expert = outputs[e]!;
+            var address = CpuGemv.Address(expert);
+            for (var r = 0; r < count; r++, pair++)
             {
-                target[i] += T.Round(T.Round(source[i]) * weight);
+                rows[pair] = address + ((nint)r * hidden * (nint)expert.ElementSize);
             }
         }
 
-        var count = tokens * hidden;
-        var e = 0;
-        for (; e + 8 <= count; e += 8)
+        if (tokens > 0)
         {
-            T.Store8(output, e, Vector256.Load(sums + e));
+            if (dtype == ScalarType.BFloat16)
+            {
+                WeightedSum<Bf16Elements, Bf16Elements>(routes, rows, (void*)CpuGemv.Address(output), tokens, hidden);
+            }
+            else
+            {
+                WeightedSum<F32Elements, F32Elements>(routes, rows, (void*)CpuGemv.Address(output), tokens, hidden);
+            }
         }
 
-        for (; e < count; e++)
+        GC.KeepAlive(outputs);
+        return output;
+    }
+
+    /// <summary>Whether <see cref="Sum"/> takes these outputs: on the CPU without autograd, fp32 or bf16 [rows_e, H], contiguous.</summary>
+    public static bool SumApplies(Tensor flat, IReadOnlyList<Tensor?> outputs, ExpertRoutes routes)
+    {
+        if (flat.dim() != 2 || flat.dtype is not (ScalarType.Float32 or ScalarType.BFloat16) || flat.numel() >= int.MaxValue)
         {
-            T.Store1(output, e, sums[e]);
+            return false;
         }
+
+        for (var e = 0; e < routes.PerExpert.Length; e++)
+        {
+            if (routes.PerExpert[e] > 0 && (outputs[e] is not { } output || !ManagedKernels.Usable(flat, output) || output.dtype != flat.dtype
+                || output.dim() != 2 || output.size(0) != routes.PerExpert[e] || output.size(1) != flat.size(1) || !output.is_contiguous()))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>

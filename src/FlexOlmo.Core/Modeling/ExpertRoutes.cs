@@ -29,6 +29,33 @@ internal sealed class ExpertRoutes
 
     public int Pairs => Token.Length;
 
+    /// <summary>
+    /// Each token's pairs, in increasing pair order (so expert by expert): token t's are pairs[first[t] .. first[t + 1] - 1],
+    /// for the <paramref name="tokens"/> tokens the pairs came from.
+    /// </summary>
+    public (int[] First, int[] Pairs) ByToken(int tokens)
+    {
+        var first = new int[tokens + 1];
+        foreach (var t in Token)
+        {
+            first[t + 1]++;
+        }
+
+        for (var t = 0; t < tokens; t++)
+        {
+            first[t + 1] += first[t];
+        }
+
+        var next = first[..^1];
+        var pairs = new int[Pairs];
+        for (var pair = 0; pair < Pairs; pair++)
+        {
+            pairs[next[Token[pair]]++] = pair;
+        }
+
+        return (first, pairs);
+    }
+
     /// <summary>From the top-k choices on the CPU: <paramref name="topIndices"/> [N, k] (int64) and <paramref name="topWeights"/> [N, k] (fp32).</summary>
     public static ExpertRoutes Of(Tensor topIndices, Tensor topWeights, int experts)
     {

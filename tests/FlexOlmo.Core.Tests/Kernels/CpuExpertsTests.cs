@@ -37,6 +37,60 @@ public sealed class CpuExpertsTests
     }
 
     [Theory]
+    [InlineData(ScalarType.Float32, 300, false, 2)] // a prefill: more pairs than the managed experts take
+    [InlineData(ScalarType.BFloat16, 300, true, 2)]
+    [InlineData(ScalarType.BFloat16, 200, false, 3)] // three contributions per token: summed in fp32, rounded once
+    [InlineData(ScalarType.BFloat16, 90, true, 4)]
+    public void MoeForward_OfAPrefill_WithTheManagedSum_EqualsTheLibtorchDispatch_BitForBit(ScalarType dtype, int tokens, bool masked, int topK)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(25);
+        var block = Block(dtype, topK);
+        var x = randn([tokens, 1, Hidden]).to(dtype); // [B, T, H]
+        var bias = masked ? Mask(tokens) : null; // [B, E]
+        Assert.False(Applies(block, x, bias, LinearMode.Batched, topK), "a prefill-sized batch goes to the dispatch");
+
+        var managed = block.Forward(x, bias, null, LinearMode.Batched);
+        block.ManagedExperts = false;
+        var dispatched = block.Forward(x, bias, null, LinearMode.Batched);
+
+        Assert.Equal(dtype, managed.dtype);
+        Assert.True(managed.equal(dispatched).all().item<bool>(), $"largest difference {(managed.to(ScalarType.Float32) - dispatched.to(ScalarType.Float32)).abs().max().item<float>():E2}");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Sum_OfTheExpertsOutputs_IsEachContributionRoundedThenTheFp32SumRoundedOnce(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(26);
+        const int Tokens = 700; // enough outputs to split the tokens over the cores
+        var block = Block(dtype, topK: 3);
+        var flat = randn([Tokens, Hidden]).to(dtype); // [N, H]
+        var routes = Routes(block, flat, Mask(Tokens), topK: 3);
+        var outputs = routes.PerExpert.Select(count => count == 0 ? null : randn([count, Hidden]).to(dtype)).ToArray(); // [rows_e, H]
+        Assert.True(CpuExperts.SumApplies(flat, outputs, routes));
+
+        var actual = CpuExperts.Sum(routes, outputs, Tokens, Hidden, dtype); // [N, H]
+
+        var expected = zeros([Tokens, Hidden], ScalarType.Float32); // each token's contributions summed in fp32 from zero
+        var pair = 0;
+        for (var e = 0; e < Experts; e++)
+        {
+            for (var r = 0; r < routes.PerExpert[e]; r++, pair++)
+            {
+                var contribution = (outputs[e]![r].to(ScalarType.Float32) * routes.Weight[pair]).to(dtype).to(ScalarType.Float32); // [H]
+                expected[routes.Token[pair]].add_(contribution); // pairs in expert order, as index_add_ adds them
+            }
+        }
+
+        Assert.True(actual.equal(expected.to(dtype)).all().item<bool>(), $"largest difference {(actual.to(ScalarType.Float32) - expected).abs().max().item<float>():E2}");
+    }
+
+    [Theory]
     [InlineData(ScalarType.Float32)]
     [InlineData(ScalarType.BFloat16)]
     public void Forward_OnTheAvx2Path_EqualsTheAvx512Tiles_BitForBit(ScalarType dtype)
