@@ -30,7 +30,7 @@ public sealed class Olmo2RmsNorm : nn.Module<Tensor, Tensor>
     {
         if (CpuRmsNorm.Applies(input, _weight))
         {
-            return CpuRmsNorm.Apply(input, _weight, _eps); // decode-sized inputs: the same arithmetic without the op dispatch
+            return CpuRmsNorm.Apply(input, _weight, _eps); // on the CPU without autograd: the same arithmetic, row by row, without the op dispatch and intermediate tensors
         }
 
         using var scope = NewDisposeScope();

@@ -272,7 +272,9 @@ public sealed class DecodeKernelTests
     [InlineData(ScalarType.Float32, 1, 1e-6)]
     [InlineData(ScalarType.Float32, 16, 1e-6)]
     [InlineData(ScalarType.BFloat16, 3, 1e-2)]
-    public void RmsNorm_MatchesTheLibtorchOps_ForDecodeSizedInputs(ScalarType dtype, int rows, double tolerance)
+    [InlineData(ScalarType.Float32, 300, 1e-6)] // a prefill: rows split over the cores
+    [InlineData(ScalarType.BFloat16, 300, 1e-2)]
+    public void RmsNorm_MatchesTheLibtorchOps_AndEachRowAlone_AtAnyNumberOfRows(ScalarType dtype, int rows, double tolerance)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -287,7 +289,10 @@ public sealed class DecodeKernelTests
 
         Assert.Equal(dtype, actual.dtype);
         KernelAssert.Close(actual, expected, tolerance);
-        Assert.False(CpuRmsNorm.Applies(randn([17, 1030]).to(dtype), weight)); // prefill-sized inputs stay with libtorch
+        foreach (var row in new[] { 0, rows / 2, rows - 1 })
+        {
+            Assert.True(CpuRmsNorm.Apply(input.narrow(0, row, 1), weight, 1e-6).equal(actual.narrow(0, row, 1)).all().item<bool>(), $"row {row} alone");
+        }
     }
 
     [Theory]
