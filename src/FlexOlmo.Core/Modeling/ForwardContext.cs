@@ -136,9 +136,9 @@ public sealed class ForwardContext : IDisposable
             return AttendCached(query, cache, layer, Mask, IsCausal, NewTokens); // [B, N, T, D]
         }
 
-        if (Mask is null && (IsCausal || query.size(2) == 1))
+        if (Mask is null && (IsCausal || query.size(2) == 1) && ManagedKernels.Usable(query, key))
         {
-            using var keys = key.contiguous(); // [B, K, T, D], the layout of a cache's buffers
+            using var keys = key.contiguous(); // [B, K, T, D], the layout of a cache's buffers (copied only where the kernel may run: not in training, whose autograd keeps SDPA)
             using var values = value.contiguous();
             if (CpuDecodeAttention.AppliesCausal(query, keys, values, query.size(2)))
             {
