@@ -224,6 +224,45 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         zeros.index_add_(0, tokenOfPair, (expertOutputs * weights).to(zeros.dtype), 1); // [N, H]
 
     /// <summary>
+    /// Each expert on its rows (null where it has none), in the caller's dispose scope. In bf16, where the products are
+    /// libtorch's, the experts run side by side on <see cref="LibtorchLanes"/>, each on a share of the cores, largest
+    /// first: a 512-token prefill routes 10-400 rows to an expert, too few for one product to keep two cores busy.
+    /// Elsewhere one after another (row-invariant products are the decode kernel's, which has threads of its own).
+    /// </summary>
+    private Tensor?[] ComputeExperts(Tensor?[] inputs, LinearMode mode)
+    {
+        var outputs = new Tensor?[NumExperts];
+        var routed = Enumerable.Range(0, NumExperts).Where(e => inputs[e] is not null).OrderByDescending(e => inputs[e]!.size(0)).ToArray();
+        var first = inputs[routed[0]]!;
+        var lanes = first.dtype == ScalarType.BFloat16 && !Olmo2Linear.RowInvariant(first, mode) ? LibtorchLanes.For(routed.Length) : 1;
+        if (lanes == 1)
+        {
+            foreach (var e in routed)
+            {
+                outputs[e] = _expertArray[e].Compute(inputs[e]!, mode); // [count_e, H]
+            }
+
+            return outputs;
+        }
+
+        try
+        {
+            LibtorchLanes.Run(routed.Length, lanes, i =>
+            {
+                var e = routed[i];
+                using var laneScope = NewDisposeScope(); // a lane has no scope of its own: its output is handed to the caller's below
+                outputs[e] = laneScope.Detach(_expertArray[e].Compute(inputs[e]!, mode)); // [count_e, H]
+            });
+        }
+        finally
+        {
+            CurrentDisposeScope?.Attach(outputs.OfType<Tensor>().ToArray());
+        }
+
+        return outputs;
+    }
+
+    /// <summary>
     /// <see cref="Dispatch"/> with the routes in managed memory (<see cref="ExpertRoutes"/>: pairs by expert, then by
     /// token) and the weighted sum in managed code (<see cref="CpuExperts.Sum"/>), which computes the dispatch's
     /// numbers without its concatenation, fp32 products, cast and scatter, and their fresh buffers: this machine's page
@@ -242,16 +281,18 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
         using var scope = NewDisposeScope();
         using var tokenOfPair = tensor(Array.ConvertAll(routes.Token, t => (long)t)); // [M] int64, as index_add_ takes
         var gathered = flat.index_select(0, tokenOfPair); // [M, H]
-        var outputs = new Tensor?[NumExperts];
+        var inputs = new Tensor?[NumExperts];
         var start = 0L;
         for (var e = 0; e < NumExperts; e++)
         {
             if (routes.PerExpert[e] > 0)
             {
-                outputs[e] = _expertArray[e].Compute(gathered.narrow(0, start, routes.PerExpert[e]), mode); // [count_e, H]
+                inputs[e] = gathered.narrow(0, start, routes.PerExpert[e]); // [count_e, H]
                 start += routes.PerExpert[e];
             }
         }
+
+        var outputs = ComputeExperts(inputs, mode); // [count_e, H] each
 
         if (!CpuExperts.SumApplies(flat, outputs, routes))
         {
