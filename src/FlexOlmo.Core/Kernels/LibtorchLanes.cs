@@ -36,11 +36,23 @@ internal static unsafe class LibtorchLanes
     private static int _state; // 0: not looked up yet, 1: usable, -1: not available
     private static Job? _current;
 
-    /// <summary>How many lanes <paramref name="tasks"/> independent tasks get from a thread running libtorch on all its threads: one per thread, at most one per task; 1 where lanes are not available.</summary>
+    [ThreadStatic]
+    private static bool _onLane;
+
+    /// <summary>
+    /// How many lanes <paramref name="tasks"/> independent tasks get from a thread running libtorch on all its threads:
+    /// one per thread, at most one per task. 1 where lanes are not available, and on a lane itself (its task already has
+    /// its share of the cores).
+    /// </summary>
     public static int For(int tasks)
     {
+        if (_onLane || tasks < 2)
+        {
+            return 1;
+        }
+
         var threads = get_num_threads();
-        return threads < 2 || tasks < 2 || !Available() ? 1 : Math.Min(tasks, threads);
+        return threads < 2 || !Available() ? 1 : Math.Min(tasks, threads);
     }
 
     /// <summary>
@@ -52,7 +64,7 @@ internal static unsafe class LibtorchLanes
     public static void Run(int count, int lanes, Action<int> body)
     {
         var threads = Math.Max(1, get_num_threads() / Math.Max(1, lanes));
-        var job = lanes > 1 && Available() ? new Job(body, count, Math.Min(lanes, count), threads) : null;
+        var job = lanes > 1 && Available() ? new Job(body, count, Math.Min(lanes, count), threads, is_grad_enabled()) : null;
         if (job is null || Interlocked.CompareExchange(ref _current, job, null) is not null)
         {
             RunHere(count, body);
@@ -146,8 +158,8 @@ internal static unsafe class LibtorchLanes
         }
     }
 
-    /// <summary>One call: each lane takes the next index until none is left.</summary>
-    private sealed class Job(Action<int> body, int count, int lanes, int threads)
+    /// <summary>One call: each lane takes the next index until none is left, with the caller's autograd mode (libtorch keeps it per thread).</summary>
+    private sealed class Job(Action<int> body, int count, int lanes, int threads, bool gradEnabled)
     {
         private int _next;
         private ExceptionDispatchInfo? _failure;
@@ -163,6 +175,7 @@ internal static unsafe class LibtorchLanes
 
         public void Work()
         {
+            using var mode = gradEnabled ? enable_grad() : no_grad();
             int task;
             while ((task = Interlocked.Increment(ref _next) - 1) < count)
             {
@@ -206,6 +219,7 @@ internal static unsafe class LibtorchLanes
 
         private void Loop()
         {
+            _onLane = true;
             _ = get_num_threads(); // libtorch sets this thread's count on its first use; the lane's own comes after
             Proven = SetThreads(1);
             _ready.Set();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using FlexOlmo.Core.Kernels;
+using FlexOlmo.Core.Modeling;
 using static TorchSharp.torch;
 
 namespace FlexOlmo.Core.Tests.Kernels;
@@ -62,6 +63,40 @@ public sealed class LibtorchLanesTests
 
         Assert.Equal("task 2 failed", error.Message);
         Assert.All(runs, count => Assert.Equal(1, count));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Run_TasksSeeTheCallersAutogradMode(bool gradEnabled)
+    {
+        using var mode = gradEnabled ? enable_grad() : no_grad();
+        var seen = new ConcurrentBag<bool>();
+
+        LibtorchLanes.Run(4, LibtorchLanes.For(4), _ => seen.Add(is_grad_enabled()));
+
+        Assert.Equal(4, seen.Count);
+        Assert.All(seen, enabled => Assert.Equal(gradEnabled, enabled)); // libtorch keeps the mode per thread: a lane starts with autograd on
+    }
+
+    [Theory]
+    [InlineData(300, 1024, 1000)] // a part that is not a multiple of the lanes' column multiple
+    [InlineData(512, 1024, 2816)] // an expert's gate over a prefill's rows
+    [InlineData(97, 2048, 4096)]
+    public void Linear_OfALargeBf16Product_SplitOverLanes_GivesLinearsBits(int rows, int inFeatures, int outFeatures)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(rows);
+        var input = randn([1, rows, inFeatures]).to(ScalarType.BFloat16); // [1, M, in]
+        var weight = (randn([outFeatures, inFeatures]) * 0.05).to(ScalarType.BFloat16); // [out, in]
+        Assert.Equal(LibtorchLanes.For(2), Olmo2Linear.SplitsOverLanes(ScalarType.BFloat16, rows, inFeatures, outFeatures));
+        Assert.Equal(1, Olmo2Linear.SplitsOverLanes(ScalarType.Float32, rows, inFeatures, outFeatures)); // fp32 products may be MKL's
+
+        var actual = Olmo2Linear.Apply(input, weight); // [1, M, out]
+
+        Assert.Equal(new long[] { 1, rows, outFeatures }, actual.shape);
+        Assert.True(actual.equal(nn.functional.linear(input, weight)).all().item<bool>(), "the product split over lanes differs from linear");
     }
 
     [Fact]
