@@ -233,8 +233,9 @@ public sealed class FlexOlmoSparseMoeBlock : nn.Module
     {
         var outputs = new Tensor?[NumExperts];
         var routed = Enumerable.Range(0, NumExperts).Where(e => inputs[e] is not null).OrderByDescending(e => inputs[e]!.size(0)).ToArray();
-        var first = inputs[routed[0]]!;
-        var lanes = first.dtype == ScalarType.BFloat16 && !Olmo2Linear.RowInvariant(first, mode) ? LibtorchLanes.For(routed.Length) : 1;
+        var lanes = routed.Length > 1 && inputs[routed[0]]!.dtype == ScalarType.BFloat16 && !Olmo2Linear.RowInvariant(inputs[routed[0]]!, mode)
+            ? LibtorchLanes.For(routed.Length)
+            : 1;
         if (lanes == 1)
         {
             foreach (var e in routed)
