@@ -204,16 +204,7 @@ internal static unsafe class CpuExperts
             }
         }
 
-        var parallelism = get_num_threads();
-        if ((long)tokens * hidden < CpuGemv.ParallelElements || parallelism < 2)
-        {
-            Tokens(0, tokens);
-            return;
-        }
-
-        var tasks = parallelism * 4;
-        var perTask = (tokens + tasks - 1) / tasks;
-        KernelThreads.For(tasks, parallelism, task => Tokens(Math.Min(tokens, task * perTask), Math.Min(tokens, (task + 1) * perTask)));
+        KernelThreads.ForRanges(tokens, (long)tokens * hidden >= CpuGemv.ParallelElements ? get_num_threads() : 1, 4, Tokens);
     }
 
     /// <summary>

@@ -72,17 +72,7 @@ internal static unsafe class CpuRmsNorm
             }
         }
 
-        var parallelism = get_num_threads();
-        if (input.numel() >= ParallelElements && parallelism > 1)
-        {
-            var tasks = Math.Min(rows, parallelism * 8);
-            var perTask = (rows + tasks - 1) / tasks;
-            KernelThreads.For(tasks, parallelism, task => Rows(Math.Min(rows, task * perTask), Math.Min(rows, (task + 1) * perTask)));
-        }
-        else
-        {
-            Rows(0, rows);
-        }
+        KernelThreads.ForRanges(rows, input.numel() >= ParallelElements ? get_num_threads() : 1, 8, Rows);
 
         GC.KeepAlive(input);
         GC.KeepAlive(weight);

@@ -68,26 +68,13 @@ internal static unsafe class CpuRotary
             }
         }
 
-        var parallelism = get_num_threads();
-        if (x.numel() >= ParallelElements && parallelism > 1)
+        KernelThreads.ForRanges(rows, x.numel() >= ParallelElements ? get_num_threads() : 1, 8, (from, to) =>
         {
-            var tasks = parallelism * 8;
-            var perTask = (rows + tasks - 1) / tasks;
-            KernelThreads.For(tasks, parallelism, task =>
-            {
-                for (var row = task * perTask; row < Math.Min(rows, (task + 1) * perTask); row++)
-                {
-                    Row(row);
-                }
-            });
-        }
-        else
-        {
-            for (var row = 0; row < rows; row++)
+            for (var row = from; row < to; row++)
             {
                 Row(row);
             }
-        }
+        });
 
         GC.KeepAlive(x);
         GC.KeepAlive(cos);

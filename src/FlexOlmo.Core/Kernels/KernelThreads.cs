@@ -78,6 +78,24 @@ internal static class KernelThreads
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="body"/>(from, to) over the indices 0 .. <paramref name="count"/> - 1 in even ranges, up to
+    /// <paramref name="tasksPerThread"/> of them per thread (so that a thread that starts late finds work left), on up to
+    /// <paramref name="parallelism"/> threads; with a parallelism of 1, in one range on the calling thread.
+    /// </summary>
+    public static void ForRanges(int count, int parallelism, int tasksPerThread, Action<int, int> body)
+    {
+        if (parallelism < 2 || count < 2)
+        {
+            body(0, count);
+            return;
+        }
+
+        var tasks = Math.Min(count, parallelism * tasksPerThread);
+        var perTask = (count + tasks - 1) / tasks;
+        For(tasks, parallelism, task => body(Math.Min(count, task * perTask), Math.Min(count, (task + 1) * perTask)));
+    }
+
     private static void Start(int workers)
     {
         if (Volatile.Read(ref _started) >= workers)

@@ -17,6 +17,30 @@ public sealed class KernelThreadsTests
         Assert.All(runs, r => Assert.Equal(1, r));
     }
 
+    [Theory]
+    [InlineData(0, 2, 8)]
+    [InlineData(1, 2, 8)]
+    [InlineData(5, 2, 8)] // fewer indices than tasks
+    [InlineData(301, 2, 4)]
+    [InlineData(301, 1, 8)] // one range, on the caller
+    public void ForRanges_CoversEveryIndexExactlyOnce_InRangesOfAtMostTheTasksAsked(int count, int parallelism, int tasksPerThread)
+    {
+        var runs = new int[count];
+        var ranges = 0;
+        KernelThreads.ForRanges(count, parallelism, tasksPerThread, (from, to) =>
+        {
+            Assert.InRange(from, 0, to);
+            Interlocked.Increment(ref ranges);
+            for (var i = from; i < to; i++)
+            {
+                Interlocked.Increment(ref runs[i]);
+            }
+        });
+
+        Assert.All(runs, r => Assert.Equal(1, r));
+        Assert.InRange(ranges, 1, parallelism < 2 ? 1 : Math.Max(1, Math.Min(count, parallelism * tasksPerThread)));
+    }
+
     [Fact]
     public void For_RunsTasksOnAnotherThread_WhenAskedForTwo()
     {
