@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace FlexOlmo.Core.Native;
 
 /// <summary>
@@ -14,30 +12,18 @@ namespace FlexOlmo.Core.Native;
 /// per step) without slowing prefill, whose large GEMMs keep the threads busy anyway. A user's own OMP_WAIT_POLICY
 /// or GOMP_SPINCOUNT always wins.
 /// </remarks>
-internal static partial class OpenMpWaitPolicy
+internal static class OpenMpWaitPolicy
 {
     /// <summary>Spins before sleeping: a few microseconds, enough to chain back-to-back libtorch ops.</summary>
     public const string SpinCount = "1000";
 
     public static void Apply()
     {
-        if (!OperatingSystem.IsLinux() || IsSet("OMP_WAIT_POLICY") || IsSet("GOMP_SPINCOUNT"))
+        if (!OperatingSystem.IsLinux() || NativeEnvironment.IsSet("OMP_WAIT_POLICY") || NativeEnvironment.IsSet("GOMP_SPINCOUNT"))
         {
             return;
         }
 
-        // .NET keeps its own copy of the environment: only libc's setenv reaches the native getenv that libgomp calls.
-        _ = SetEnvironment("GOMP_SPINCOUNT", SpinCount, 0);
+        _ = NativeEnvironment.SetUnlessPresent("GOMP_SPINCOUNT", SpinCount);
     }
-
-    /// <summary>The value native code sees (libc's getenv), which can differ from .NET's copy of the environment.</summary>
-    public static string? NativeValue(string name) => Marshal.PtrToStringUTF8(GetEnvironment(name));
-
-    private static bool IsSet(string name) => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name));
-
-    [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial IntPtr GetEnvironment(string name);
-
-    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int SetEnvironment(string name, string value, int overwrite);
 }

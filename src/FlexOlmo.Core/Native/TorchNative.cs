@@ -65,6 +65,7 @@ public static partial class TorchNative
 
             OpenMpWaitPolicy.Apply();
             NativeHeapPolicy.Apply();
+            CpuCapabilityPolicy.Apply();
             PreloadLibTorch(directory, requested is not null, log);
             var bridge = Path.Combine(appDirectory, BridgeFileName);
             if (!File.Exists(bridge))

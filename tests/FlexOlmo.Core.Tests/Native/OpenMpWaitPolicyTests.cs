@@ -13,12 +13,12 @@ public sealed class OpenMpWaitPolicyTests
         var userSpin = Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
         if (string.IsNullOrEmpty(userPolicy) && string.IsNullOrEmpty(userSpin))
         {
-            Assert.Equal(OpenMpWaitPolicy.SpinCount, OpenMpWaitPolicy.NativeValue("GOMP_SPINCOUNT"));
+            Assert.Equal(OpenMpWaitPolicy.SpinCount, NativeEnvironment.Get("GOMP_SPINCOUNT"));
         }
         else
         {
             // The user's choice stands: nothing was overwritten.
-            Assert.Equal(string.IsNullOrEmpty(userSpin) ? null : userSpin, OpenMpWaitPolicy.NativeValue("GOMP_SPINCOUNT"));
+            Assert.Equal(string.IsNullOrEmpty(userSpin) ? null : userSpin, NativeEnvironment.Get("GOMP_SPINCOUNT"));
         }
     }
 }
