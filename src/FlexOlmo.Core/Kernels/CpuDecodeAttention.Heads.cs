@@ -12,7 +12,7 @@ namespace FlexOlmo.Core.Kernels;
 /// <list type="bullet">
 /// <item>a score is two 8-lane chains of multiply-adds over the head dim, one over the even blocks of 8 and one over the
 /// odd ones, added lane by lane, summed across the lanes as <see cref="Sum4"/> does, then times 1/sqrt(D);</item>
-/// <item>the softmax is exp(score - max) (<see cref="SoftmaxExp"/>), summed as <see cref="Exponentiate"/> does;</item>
+/// <item>the softmax is exp(score - max) (<see cref="PolynomialExp"/>), summed as <see cref="Exponentiate"/> does;</item>
 /// <item>an output element is one chain of multiply-adds over the keys in order, times 1/sum.</item>
 /// </list>
 /// With AVX-512, one 16-lane chain holds both 8-lane chains (the even blocks in its lower half, the odd ones in its upper
@@ -113,7 +113,7 @@ internal static unsafe partial class CpuDecodeAttention
         var i = 0;
         for (; i + 8 <= keys; i += 8)
         {
-            var e = SoftmaxExp.Exp8(Vector256.Load(scores + i) - shift);
+            var e = PolynomialExp.Exp8(Vector256.Load(scores + i) - shift);
             Vector256.Store(e, scores + i);
             sums += e;
         }
@@ -121,7 +121,7 @@ internal static unsafe partial class CpuDecodeAttention
         var total = Vector256.Sum(sums);
         for (; i < keys; i++)
         {
-            var e = SoftmaxExp.Exp(scores[i] - max);
+            var e = PolynomialExp.Exp(scores[i] - max);
             scores[i] = e;
             total += e;
         }

@@ -82,5 +82,5 @@ internal readonly unsafe struct Bf16Elements : IElements
     public static float Round(float value) => BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(value));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Round8(Vector256<float> values) => BFloat16Bits.ToSingle(BFloat16Bits.FromSingle(values));
+    public static Vector256<float> Round8(Vector256<float> values) => BFloat16Bits.Round(values);
 }

@@ -37,9 +37,8 @@ public sealed class Olmo2Mlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var projected = Olmo2Linear.ApplyMany(input, [_gateProj.Weight, _upProj.Weight], mode); // gate, up: [..., I] each
-        var rowInvariant = mode == LinearMode.RowInvariant;
-        var gated = CpuSwiGlu.Applies(projected[0], projected[1], rowInvariant)
-            ? CpuSwiGlu.Apply(projected[0], projected[1]) // [..., I]: decode-sized, without the op dispatch
+        var gated = CpuSwiGlu.Applies(projected[0], projected[1])
+            ? CpuSwiGlu.Apply(projected[0], projected[1]) // [..., I]: on the CPU without autograd, any number of rows
             : nn.functional.silu(projected[0]) * projected[1]; // [..., I]
         return _downProj.Compute(gated, mode).MoveToOuterDisposeScope(); // [..., H]
     }

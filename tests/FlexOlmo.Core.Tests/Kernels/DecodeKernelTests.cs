@@ -58,7 +58,7 @@ public sealed class DecodeKernelTests
     /// <summary>
     /// The kernel's arithmetic written plainly: per key, two 8-lane multiply-add chains over the head dim (the even
     /// blocks of 8 and the odd ones), added and summed across their lanes; the softmax's exponentials by
-    /// <see cref="SoftmaxExp"/>; per output element, one multiply-add chain over the keys in order; then the division by
+    /// <see cref="PolynomialExp"/>; per output element, one multiply-add chain over the keys in order; then the division by
     /// the total.
     /// </summary>
     private static float[] Reference(float[] q, float[] k, float[] v, int length, int dim)
@@ -82,7 +82,7 @@ public sealed class DecodeKernelTests
         var i = 0;
         for (; i + 8 <= length; i += 8)
         {
-            var e = SoftmaxExp.Exp8(Vector256.Create(scores.AsSpan(i, 8)) - Vector256.Create(max));
+            var e = PolynomialExp.Exp8(Vector256.Create(scores.AsSpan(i, 8)) - Vector256.Create(max));
             e.CopyTo(scores.AsSpan(i, 8));
             sums += e;
         }
@@ -90,7 +90,7 @@ public sealed class DecodeKernelTests
         var total = Vector256.Sum(sums);
         for (; i < length; i++)
         {
-            scores[i] = SoftmaxExp.Exp(scores[i] - max);
+            scores[i] = PolynomialExp.Exp(scores[i] - max);
             total += scores[i];
         }
 
@@ -345,14 +345,14 @@ public sealed class DecodeKernelTests
     [Theory]
     [InlineData(ScalarType.Float32, 1e-6)]
     [InlineData(ScalarType.BFloat16, 1e-2)]
-    public void SwiGlu_MatchesLibtorchSiluTimesUp_AndEachRowIsItsOwn(ScalarType dtype, double tolerance)
+    public void SwiGlu_MatchesLibtorchSiluTimesUp_AndEachRowIsItsOwn_AtAnyRowCount(ScalarType dtype, double tolerance)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(15);
         var gate = (randn([5, 1027]) * 4).to(dtype); // width not a multiple of the vector width
         var up = randn([5, 1027]).to(dtype);
-        Assert.True(CpuSwiGlu.Applies(gate, up, rowInvariant: false));
+        Assert.True(CpuSwiGlu.Applies(gate, up));
 
         var expected = (nn.functional.silu(gate) * up).to(ScalarType.Float32);
         var actual = CpuSwiGlu.Apply(gate, up);
@@ -361,8 +361,18 @@ public sealed class DecodeKernelTests
         Assert.Equal(dtype, actual.dtype);
         KernelAssert.Close(actual, expected, tolerance);
         Assert.True(actual.equal(alone).all().item<bool>());
-        Assert.False(CpuSwiGlu.Applies(randn([17, 64]), randn([17, 64]), rowInvariant: false)); // prefill-sized: libtorch
-        Assert.True(CpuSwiGlu.Applies(randn([17, 64]), randn([17, 64]), rowInvariant: true)); // row-invariant decoding: always here
+
+        // A prefill's rows, split over the kernel threads: each as it is alone
+        var manyGate = (randn([300, 1027]) * 4).to(dtype);
+        var manyUp = randn([300, 1027]).to(dtype);
+        Assert.True(CpuSwiGlu.Applies(manyGate, manyUp));
+        var many = CpuSwiGlu.Apply(manyGate, manyUp);
+        foreach (var row in new[] { 0, 97, 150, 299 })
+        {
+            Assert.True(many.narrow(0, row, 1).equal(CpuSwiGlu.Apply(manyGate.narrow(0, row, 1), manyUp.narrow(0, row, 1))).all().item<bool>());
+        }
+
+        KernelAssert.Close(many, (nn.functional.silu(manyGate) * manyUp).to(ScalarType.Float32), tolerance);
     }
 
     [Fact]
@@ -379,7 +389,7 @@ public sealed class DecodeKernelTests
     }
 
     [Fact]
-    public void BFloat16Bits_EightAtOnce_AreBitForBitTheScalarConversions()
+    public void BFloat16Bits_EightAtOnce_AreBitForBitTheScalarConversions_AndTheRoundTrip()
     {
         var random = new Random(3);
         float[] special = [0f, -0f, 1.00390625f, 1.01171875f, 1e-40f, -1e-45f, 3.4e38f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -float.NaN, BitConverter.Int32BitsToSingle(0x7F800001), 65504.7f, -3.14159f];
@@ -388,10 +398,12 @@ public sealed class DecodeKernelTests
         {
             var narrowed = BFloat16Bits.FromSingle(Vector256.Create(values, i));
             var widened = BFloat16Bits.ToSingle(narrowed);
+            var rounded = BFloat16Bits.Round(Vector256.Create(values, i));
             for (var j = 0; j < 8; j++)
             {
                 Assert.Equal(BFloat16Bits.FromSingle(values[i + j]), narrowed[j]);
                 Assert.Equal(BitConverter.SingleToInt32Bits(BFloat16Bits.ToSingle(narrowed[j])), BitConverter.SingleToInt32Bits(widened[j]));
+                Assert.Equal(BitConverter.SingleToInt32Bits(widened[j]), BitConverter.SingleToInt32Bits(rounded[j])); // rounding in place is the round trip
             }
         }
     }
