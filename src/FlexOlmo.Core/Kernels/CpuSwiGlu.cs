@@ -12,11 +12,12 @@ namespace FlexOlmo.Core.Kernels;
 /// </summary>
 /// <remarks>
 /// Written by hand because the two libtorch ops and their temporaries cost more than the arithmetic at a few rows,
-/// twice per expert in a decode step, and because libtorch's exponential is slow where it matters: its AVX2 build (see
-/// <c>CpuCapabilityPolicy</c>) took 0.7-0.8 ns an element for silu alone on one Zen 5 core. Each row is computed the
-/// same way whatever the row count, so a row's result never depends on the rows beside it, and a prefill's rows equal
-/// a decode step's. Rows are split over the cores from <see cref="ParallelElements"/> elements on (on a libtorch lane,
-/// whose share is one core, they stay on it).
+/// twice per expert in a decode step. At a prefill's size it is about as fast as libtorch's two ops (one bf16 layer's
+/// experts, 1,031 rows of 2,816 on two lanes of a Zen 5 VM: fp32 0.44 ns an element against 0.56-0.71 for libtorch's
+/// AVX2 build, bf16 0.63 against 0.56), and it keeps one rule: each row is computed the same way whatever the row
+/// count, so a row's result never depends on the rows beside it, and a prefill's rows equal a decode step's. Rows are
+/// split over the cores from <see cref="ParallelElements"/> elements on (on a libtorch lane, whose share is one core,
+/// they stay on it); an output glibc would map fresh goes onto huge pages (<see cref="HugePages"/>).
 /// </remarks>
 internal static unsafe class CpuSwiGlu
 {
@@ -37,7 +38,7 @@ internal static unsafe class CpuSwiGlu
     {
         var width = (int)gate.size(-1);
         var rows = gate.numel() / width;
-        var output = empty(TensorShapes.Of(gate), gate.dtype);
+        var output = HugePages.Empty(TensorShapes.Of(gate), gate.dtype);
         var g = (nint)Unsafe.AsPointer(ref gate.bytes.GetPinnableReference());
         var u = (nint)Unsafe.AsPointer(ref up.bytes.GetPinnableReference());
         var y = (nint)Unsafe.AsPointer(ref output.bytes.GetPinnableReference());

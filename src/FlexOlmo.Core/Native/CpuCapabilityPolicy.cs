@@ -9,13 +9,14 @@ namespace FlexOlmo.Core.Native;
 /// <remarks>
 /// <para>
 /// libtorch's AVX-512 exponential (Sleef's, behind exp, sigmoid, silu, tanh, softmax and their gradients) ends with a
-/// masked load of a constant that only overflowing lanes take, so its mask is almost always empty. On AMD's Zen cores
-/// such a load takes a microcode assist every time its page is not in the core's TLB, and nothing else reads that page
-/// to put it there. Measured on this project's 2-core Zen 5 EPYC VM, silu of a bf16 [130, 2816] tensor on one thread:
+/// masked load of a constant that only overflowing lanes take, so its mask is almost always empty (<c>perf</c> put 90% of
+/// the function's time just after it). What we measured fits such a load taking a microcode assist on AMD's Zen cores
+/// whenever its page is not in the core's TLB, where nothing else reads that page to put it there. On this project's
+/// 2-core Zen 5 EPYC VM, silu of a bf16 [130, 2816] tensor on one thread:
 /// 0.39-0.55 ns an element in some processes, 11.3-12.9 in others, every op built on that exponential alike. Reading
 /// one byte of the constant's page made a slow process fast (12.4 to 0.53), but not for good: processes that had filled
 /// a few GB first were slow every time, and after a 2 s sleep a fast one took 2.0 ns. A 512-token bf16 forward of the
-/// benchmark model then took 0.63 s instead of 0.46-0.51. The AVX2 build has no masked loads there: 0.7-0.8 ns an
+/// benchmark model then took 0.63 s instead of 0.46-0.51. The AVX2 build has no masked loads there: 0.7-0.9 ns an
 /// element every time, and eight forward benchmarks alternating AVX2 with AVX-512 took 0.466-0.495 s against
 /// 0.463-0.633. The products are oneDNN's and MKL's, which choose their own instructions, and the golden tests pass
 /// on both builds.
