@@ -38,8 +38,13 @@ internal static class CpuCapabilityPolicy
 
     public static void Apply()
     {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // the native environment is set through libc, as on the other policies' platform
+        }
+
         var choice = Choose(IsAmd(), Avx512F.IsSupported, NativeEnvironment.IsSet(Variable));
-        if (OperatingSystem.IsLinux() && choice is not null && NativeEnvironment.SetUnlessPresent(Variable, choice))
+        if (choice is not null && NativeEnvironment.SetUnlessPresent(Variable, choice))
         {
             Applied = choice;
         }
